@@ -1,0 +1,173 @@
+package keyvault
+
+import (
+	"errors"
+	"net"
+)
+
+// Condition reasons returned by Reason. They are fixed CamelCase words for status conditions and events.
+const (
+	ReasonSecretNotFound              = "SecretNotFound"
+	ReasonCertificateNotFound         = "CertificateNotFound"
+	ReasonKeyNotFound                 = "KeyNotFound"
+	ReasonSecretDisabled              = "SecretDisabled"
+	ReasonCertificateDisabled         = "CertificateDisabled"
+	ReasonKeyDisabled                 = "KeyDisabled"
+	ReasonForbiddenByRbac             = "ForbiddenByRbac"
+	ReasonForbiddenByPolicy           = "ForbiddenByPolicy"
+	ReasonForbiddenByFirewall         = "ForbiddenByFirewall"
+	ReasonAccessDenied                = "AccessDenied"
+	ReasonThrottled                   = "Throttled"
+	ReasonUnauthorized                = "Unauthorized"
+	ReasonAuthenticationFailed        = "AuthenticationFailed"
+	ReasonFederatedCredentialMismatch = "FederatedCredentialMismatch"
+	ReasonClientNotFound              = "ClientNotFound"
+	ReasonInvalidClientSecret         = "InvalidClientSecret"
+	ReasonInvalidClientCertificate    = "InvalidClientCertificate"
+	ReasonTenantNotFound              = "TenantNotFound"
+	ReasonKeyVaultUnavailable         = "KeyVaultUnavailable"
+	ReasonVaultNotResolvable          = "VaultNotResolvable"
+	ReasonNotACertificate             = "NotACertificate"
+	ReasonTooManySecrets              = "TooManySecrets"
+	ReasonInvalidRequest              = "InvalidRequest"
+	ReasonTLSVerificationFailed       = "TLSVerificationFailed"
+	ReasonKeyVaultError               = "KeyVaultError"
+)
+
+var aadstsReasons = map[string]string{
+	"70021":   ReasonFederatedCredentialMismatch,
+	"700016":  ReasonClientNotFound,
+	"7000215": ReasonInvalidClientSecret,
+	"700027":  ReasonInvalidClientCertificate,
+	"90002":   ReasonTenantNotFound,
+}
+
+// Reason gives a fixed CamelCase reason for err, for conditions and events. It returns "" for nil
+// and KeyVaultError for errors it does not know.
+func Reason(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		return ReasonKeyVaultError
+	}
+	switch e.Kind {
+	case ErrNotFound:
+		return byType(e.Type, ReasonSecretNotFound, ReasonCertificateNotFound, ReasonKeyNotFound)
+	case ErrDisabled:
+		return byType(e.Type, ReasonSecretDisabled, ReasonCertificateDisabled, ReasonKeyDisabled)
+	case ErrForbidden:
+		switch e.InnerCode {
+		case ReasonForbiddenByRbac, ReasonForbiddenByPolicy, ReasonForbiddenByFirewall:
+			return e.InnerCode
+		}
+		return ReasonAccessDenied
+	case ErrThrottled:
+		return ReasonThrottled
+	case ErrUnauthorized:
+		return ReasonUnauthorized
+	case ErrAuth:
+		var ar authReasoner
+		if errors.As(e.Err, &ar) && ar.AuthReason() != "" {
+			return ar.AuthReason()
+		}
+		if r, ok := aadstsReasons[e.AADSTS]; ok {
+			return r
+		}
+		return ReasonAuthenticationFailed
+	case ErrTransient:
+		var dnsErr *net.DNSError
+		if errors.As(e.Err, &dnsErr) && dnsErr.IsNotFound {
+			return ReasonVaultNotResolvable
+		}
+		return ReasonKeyVaultUnavailable
+	case ErrNotCertificate:
+		return ReasonNotACertificate
+	case ErrTooMany:
+		return ReasonTooManySecrets
+	case ErrInvalid:
+		return ReasonInvalidRequest
+	}
+	if isTLSError(e.Err) {
+		return ReasonTLSVerificationFailed
+	}
+	return ReasonKeyVaultError
+}
+
+func byType(t ObjectType, secret, cert, key string) string {
+	switch t {
+	case TypeCertificate:
+		return cert
+	case TypeKey:
+		return key
+	}
+	return secret
+}
+
+// Hint gives the user's next step for err, for condition messages. It returns "" when there is none.
+func Hint(err error) string {
+	reason := Reason(err)
+	var e *Error
+	errors.As(err, &e)
+	switch reason {
+	case ReasonSecretNotFound, ReasonCertificateNotFound, ReasonKeyNotFound:
+		return "check the object name and version in the vault; it may be deleted or not created yet"
+	case ReasonSecretDisabled, ReasonCertificateDisabled, ReasonKeyDisabled:
+		return "enable the object (or the version) in the vault, or reference another version"
+	case ReasonForbiddenByRbac:
+		if e != nil && e.Type == TypeKey {
+			return "grant the identity the 'Key Vault Crypto User' role on the vault"
+		}
+		if e != nil && e.Op == opListSecrets {
+			return "grant the identity the 'Key Vault Secrets User' role on the vault (listing needs it on the whole vault)"
+		}
+		return "grant the identity the 'Key Vault Secrets User' role on the vault"
+	case ReasonForbiddenByPolicy:
+		if e != nil && e.Type == TypeKey {
+			return "add the 'get' key permission for the identity to the vault's access policies"
+		}
+		return "add the 'get' and 'list' secret permissions for the identity to the vault's access policies"
+	case ReasonForbiddenByFirewall:
+		return "allow the operator's outbound address in the vault's firewall, or reach the vault through a private endpoint"
+	case ReasonAccessDenied:
+		return "check the identity's role assignments and the vault's network rules"
+	case ReasonThrottled:
+		return "the vault is throttling requests; vaultsync retries after the interval the vault asked for; lengthen refresh intervals or spread objects over vaults"
+	case ReasonUnauthorized:
+		return "the vault rejected the token: check that the identity belongs to the vault's tenant"
+	case ReasonFederatedCredentialMismatch:
+		return "add a federated credential to the Entra application or managed identity with the cluster's service-account issuer, subject system:serviceaccount:<namespace>:<name> and audience api://AzureADTokenExchange"
+	case ReasonClientNotFound:
+		return "check the client id: no application with that id exists in the tenant"
+	case ReasonInvalidClientSecret:
+		return "the client secret is wrong or expired: create a new one and update the referenced Kubernetes Secret"
+	case ReasonInvalidClientCertificate:
+		return "upload the certificate to the Entra application, or reference the certificate whose key signs the assertion"
+	case ReasonTenantNotFound:
+		return "check the tenant id"
+	case ReasonAuthenticationFailed:
+		var ar authReasoner
+		if e != nil && errors.As(e.Err, &ar) && ar.AuthHint() != "" {
+			return ar.AuthHint()
+		}
+		return "check the identity's tenant id, client id and credential"
+	case ReasonKeyVaultUnavailable:
+		return "the vault could not be reached or failed; vaultsync retries with backoff"
+	case ReasonVaultNotResolvable:
+		return "check the vault URL: its host name does not resolve"
+	case ReasonNotACertificate:
+		return "the object is a plain secret: reference it with type secret"
+	case ReasonTooManySecrets:
+		return "narrow the find filter or split the secrets over several vaults"
+	case ReasonInvalidRequest:
+		return "check the vault URL, object name (1-127 letters, digits and dashes) and version (32 hex characters)"
+	case ReasonTLSVerificationFailed:
+		return "the vault's TLS certificate is not trusted: check proxies and the trusted CA bundle"
+	}
+	var ar authReasoner
+	if e != nil && errors.As(e.Err, &ar) {
+		return ar.AuthHint()
+	}
+	return ""
+}

@@ -1,0 +1,183 @@
+/*
+Copyright 2026 The vaultsync Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command vaultsync is the operator's manager: it keeps Kubernetes Secrets in
+// sync with Azure Key Vault objects named by VaultSecret resources.
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/vaultsync/vaultsync/controllers"
+	"github.com/vaultsync/vaultsync/internal/version"
+)
+
+var scheme = runtime.NewScheme()
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(controllers.AddToScheme(scheme))
+}
+
+func main() {
+	var (
+		metricsAddr     string
+		probeAddr       string
+		secureMetrics   bool
+		enableHTTP2     bool
+		leaderElect     bool
+		leaderElectNS   string
+		watchNamespaces string
+		dev             bool
+		kubeQPS         float64
+		kubeBurst       int
+	)
+	opts := controllers.DefaultOptions()
+
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443",
+		"Address the metrics endpoint binds to (HTTPS with authn/authz unless --metrics-secure=false). \"0\" disables it.")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
+	flag.BoolVar(&secureMetrics, "metrics-secure", true,
+		"Serve metrics over HTTPS, allowing only callers authorised by a SubjectAccessReview.")
+	flag.BoolVar(&enableHTTP2, "enable-http2", false,
+		"Enable HTTP/2 for the metrics server (off by default: HTTP/2 Rapid Reset and Stream Cancellation CVEs).")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "Enable leader election, so only one replica reconciles at a time.")
+	flag.StringVar(&leaderElectNS, "leader-election-namespace", "",
+		"Namespace of the leader-election Lease (default: the namespace the manager runs in).")
+	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
+		"Comma-separated namespaces to watch; empty watches the whole cluster.")
+	flag.BoolVar(&dev, "dev", false,
+		"Development mode: human-readable logs; allows the azureCLI auth method (never use in a cluster).")
+	flag.Float64Var(&kubeQPS, "kube-api-qps", 50, "Client-side QPS limit towards the Kubernetes API server.")
+	flag.IntVar(&kubeBurst, "kube-api-burst", 100, "Client-side burst limit towards the Kubernetes API server.")
+	opts.BindFlags(flag.CommandLine)
+	zapOpts := zap.Options{Development: false}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	if dev {
+		zapOpts.Development = true
+	}
+	opts.Dev = dev
+
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("setup")
+	log.Info("starting vaultsync", "version", version.Version)
+
+	if err := run(opts, runConfig{
+		metricsAddr: metricsAddr, probeAddr: probeAddr, secureMetrics: secureMetrics, enableHTTP2: enableHTTP2,
+		leaderElect: leaderElect, leaderElectNS: leaderElectNS, watchNamespaces: watchNamespaces,
+		kubeQPS: float32(kubeQPS), kubeBurst: kubeBurst,
+	}); err != nil {
+		log.Error(err, "manager exited with an error")
+		os.Exit(1)
+	}
+}
+
+type runConfig struct {
+	metricsAddr, probeAddr     string
+	secureMetrics, enableHTTP2 bool
+	leaderElect                bool
+	leaderElectNS              string
+	watchNamespaces            string
+	kubeQPS                    float32
+	kubeBurst                  int
+}
+
+func run(opts controllers.Options, rc runConfig) error {
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	cfg.QPS, cfg.Burst = rc.kubeQPS, rc.kubeBurst
+	cfg.UserAgent = "vaultsync/" + version.Version
+
+	var tlsOpts []func(*tls.Config)
+	if !rc.enableHTTP2 {
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	metricsOpts := metricsserver.Options{
+		BindAddress:   rc.metricsAddr,
+		SecureServing: rc.secureMetrics,
+		TLSOpts:       tlsOpts,
+	}
+	if rc.secureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+
+	cacheOpts := cache.Options{}
+	if ns := splitNamespaces(rc.watchNamespaces); len(ns) > 0 {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, n := range ns {
+			cacheOpts.DefaultNamespaces[n] = cache.Config{}
+		}
+		opts.WatchNamespaces = ns
+	}
+	// Cache only the Secrets vaultsync manages: a cluster's other Secrets
+	// never enter memory (peers that cache every Secret use gigabytes).
+	controllers.RestrictCache(&cacheOpts)
+
+	leaseDuration, renewDeadline := 15*time.Second, 10*time.Second
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        rc.probeAddr,
+		LeaderElection:                rc.leaderElect,
+		LeaderElectionID:              "vaultsync.vaultsync.io",
+		LeaderElectionNamespace:       rc.leaderElectNS,
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &leaseDuration,
+		RenewDeadline:                 &renewDeadline,
+		Cache:                         cacheOpts,
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+	if err := controllers.Setup(mgr, opts); err != nil {
+		return fmt.Errorf("setting up controllers: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+func splitNamespaces(s string) []string {
+	var out []string
+	for _, n := range strings.Split(s, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
