@@ -19,6 +19,7 @@ limitations under the License.
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
 	"fmt"
@@ -31,6 +32,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -59,6 +61,8 @@ func main() {
 		dev             bool
 		kubeQPS         float64
 		kubeBurst       int
+		operatorNS      string
+		hashKeySecret   string
 	)
 	opts := controllers.DefaultOptions()
 
@@ -78,6 +82,10 @@ func main() {
 		"Development mode: human-readable logs; allows the azureCLI auth method (never use in a cluster).")
 	flag.Float64Var(&kubeQPS, "kube-api-qps", 50, "Client-side QPS limit towards the Kubernetes API server.")
 	flag.IntVar(&kubeBurst, "kube-api-burst", 100, "Client-side burst limit towards the Kubernetes API server.")
+	flag.StringVar(&operatorNS, "operator-namespace", envOr("POD_NAMESPACE", "vaultsync-system"),
+		"Namespace the operator runs in (holds the hash-key Secret and the leader-election Lease).")
+	flag.StringVar(&hashKeySecret, "hash-key-secret", "vaultsync-hash-key",
+		"Secret in --operator-namespace holding the HMAC key of status.dataHash; created on first start.")
 	opts.BindFlags(flag.CommandLine)
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -94,7 +102,7 @@ func main() {
 	if err := run(opts, runConfig{
 		metricsAddr: metricsAddr, probeAddr: probeAddr, secureMetrics: secureMetrics, enableHTTP2: enableHTTP2,
 		leaderElect: leaderElect, leaderElectNS: leaderElectNS, watchNamespaces: watchNamespaces,
-		kubeQPS: float32(kubeQPS), kubeBurst: kubeBurst,
+		kubeQPS: float32(kubeQPS), kubeBurst: kubeBurst, operatorNS: operatorNS, hashKeySecret: hashKeySecret,
 	}); err != nil {
 		log.Error(err, "manager exited with an error")
 		os.Exit(1)
@@ -109,6 +117,7 @@ type runConfig struct {
 	watchNamespaces            string
 	kubeQPS                    float32
 	kubeBurst                  int
+	operatorNS, hashKeySecret  string
 }
 
 func run(opts controllers.Options, rc runConfig) error {
@@ -118,6 +127,20 @@ func run(opts controllers.Options, rc runConfig) error {
 	}
 	cfg.QPS, cfg.Burst = rc.kubeQPS, rc.kubeBurst
 	cfg.UserAgent = "vaultsync/" + version.Version
+
+	direct, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	opts.HashKey, err = controllers.LoadHashKey(ctx, direct, rc.operatorNS, rc.hashKeySecret)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if rc.leaderElectNS == "" {
+		rc.leaderElectNS = rc.operatorNS
+	}
 
 	var tlsOpts []func(*tls.Config)
 	if !rc.enableHTTP2 {
@@ -170,6 +193,13 @@ func run(opts controllers.Options, rc runConfig) error {
 		return err
 	}
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 func splitNamespaces(s string) []string {

@@ -5,19 +5,37 @@
 package controllers
 
 import (
+	"context"
+	"crypto/rand"
+	"errors"
 	"flag"
+	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-)
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-// LabelManaged marks every Secret that vaultsync writes. The manager's cache
-// holds only Secrets carrying it.
-const LabelManaged = "vaultsync.io/managed"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
+	"github.com/vaultsync/vaultsync/api/v1alpha1"
+	"github.com/vaultsync/vaultsync/internal/credentials"
+	"github.com/vaultsync/vaultsync/internal/keyvault"
+	"github.com/vaultsync/vaultsync/internal/secrets"
+)
 
 // Options configure the controllers; main binds them to flags.
 type Options struct {
@@ -27,22 +45,47 @@ type Options struct {
 	WatchNamespaces []string
 	// MaxConcurrentReconciles is the number of VaultSecrets synced in parallel.
 	MaxConcurrentReconciles int
+	// HashKey is the per-installation HMAC key of status.dataHash (see LoadHashKey).
+	HashKey []byte
+	// VaultRequests per VaultInterval is the client-side budget per vault.
+	VaultRequests int
+	VaultInterval time.Duration
+	// CoalesceWindow is how long a fetched object is reused for identical
+	// requests of the same identity (0: only requests in flight are shared).
+	CoalesceWindow time.Duration
+	// BackoffMin and BackoffMax bound the retry delay after a failed sync.
+	BackoffMin, BackoffMax time.Duration
+	// AzureClientOptions are passed to the Azure SDK (tests set transports here).
+	AzureClientOptions azcore.ClientOptions
 }
 
 // DefaultOptions returns the options used when no flag changes them.
 func DefaultOptions() Options {
-	return Options{MaxConcurrentReconciles: 16}
+	return Options{
+		MaxConcurrentReconciles: 16,
+		VaultRequests:           keyvault.DefaultBudgetRequests,
+		VaultInterval:           keyvault.DefaultBudgetInterval,
+		CoalesceWindow:          keyvault.DefaultCoalesceWindow,
+		BackoffMin:              time.Second,
+		BackoffMax:              5 * time.Minute,
+	}
 }
 
 // BindFlags registers the options on fs.
 func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles,
 		"Number of VaultSecrets synced in parallel.")
+	fs.IntVar(&o.VaultRequests, "vault-requests", o.VaultRequests,
+		"Client-side request budget per vault per --vault-interval (Azure allows 4,000 per 10 s).")
+	fs.DurationVar(&o.VaultInterval, "vault-interval", o.VaultInterval, "Window of the per-vault request budget.")
+	fs.DurationVar(&o.CoalesceWindow, "coalesce-window", o.CoalesceWindow,
+		"How long a fetched Key Vault object is reused for identical requests by the same identity.")
+	fs.DurationVar(&o.BackoffMax, "retry-max-delay", o.BackoffMax, "Longest delay between retries of a failing VaultSecret.")
 }
 
 // AddToScheme registers the API types the controllers use.
 func AddToScheme(s *runtime.Scheme) error {
-	return nil
+	return v1alpha1.AddToScheme(s)
 }
 
 // RestrictCache limits the manager's Secret cache to managed Secrets.
@@ -51,11 +94,115 @@ func RestrictCache(o *cache.Options) {
 		o.ByObject = map[client.Object]cache.ByObject{}
 	}
 	o.ByObject[&corev1.Secret{}] = cache.ByObject{
-		Label: labels.SelectorFromSet(labels.Set{LabelManaged: "true"}),
+		Label: labels.SelectorFromSet(labels.Set{secrets.LabelManaged: "true"}),
 	}
 }
 
 // Setup registers every controller with the manager.
 func Setup(mgr ctrl.Manager, o Options) error {
-	return nil
+	if len(o.HashKey) < 32 {
+		return errors.New("controllers: a hash key of at least 32 bytes is required (see LoadHashKey)")
+	}
+	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return err
+	}
+	kvOpts := &keyvault.Options{
+		ClientOptions: o.AzureClientOptions,
+		Budget:        keyvault.NewBudget(keyvault.BudgetOptions{Requests: o.VaultRequests, Interval: o.VaultInterval}),
+		Coalescer:     keyvault.NewCoalescer(o.CoalesceWindow),
+	}
+	connector := &Connector{
+		Live:        mgr.GetAPIReader(),
+		Tokens:      credentials.NewKubeTokenRequester(cs),
+		Credentials: credentials.NewCache(credentials.DefaultCacheSize),
+		Clients:     keyvault.NewClientCache(keyvault.DefaultClientCacheSize, kvOpts),
+		CredOptions: &credentials.Options{ClientOptions: o.AzureClientOptions},
+	}
+	r := &VaultSecretReconciler{
+		Client:   mgr.GetClient(),
+		Writer:   &secrets.Writer{Client: mgr.GetClient(), Live: mgr.GetAPIReader()},
+		Vaults:   connector,
+		Recorder: mgr.GetEventRecorder("vaultsync"),
+		HashKey:  o.HashKey,
+	}
+	return r.SetupWithManager(mgr, o)
+}
+
+// SetupWithManager registers the VaultSecret controller: VaultSecrets wake
+// it on spec and force-sync changes, managed Secrets on any change (drift).
+func (r *VaultSecretReconciler) SetupWithManager(mgr ctrl.Manager, o Options) error {
+	if o.BackoffMin <= 0 {
+		o.BackoffMin = time.Second
+	}
+	if o.BackoffMax <= 0 {
+		o.BackoffMax = 5 * time.Minute
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("vaultsecret").
+		For(&v1alpha1.VaultSecret{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{},
+			annotationChanged(v1alpha1.AnnotationForceSync),
+		))).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			var reqs []reconcile.Request
+			for _, nn := range secrets.OwnersOf(o) {
+				reqs = append(reqs, reconcile.Request{NamespacedName: nn})
+			}
+			return reqs
+		})).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: o.MaxConcurrentReconciles,
+			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](o.BackoffMin, o.BackoffMax),
+		}).
+		Complete(r)
+}
+
+// annotationChanged passes updates that change one annotation.
+func annotationChanged(key string) predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return e.ObjectOld.GetAnnotations()[key] != e.ObjectNew.GetAnnotations()[key]
+		},
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
+}
+
+// LoadHashKey returns the installation's HMAC key for status.dataHash, kept
+// in a Secret of the operator's namespace and created on first start. c must
+// be an uncached client (the manager's cache is not running yet and would not
+// hold an unlabelled Secret anyway).
+func LoadHashKey(ctx context.Context, c client.Client, namespace, name string) ([]byte, error) {
+	const dataKey = "key"
+	s := &corev1.Secret{}
+	err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, s)
+	if err == nil {
+		if k := s.Data[dataKey]; len(k) >= 32 {
+			return k, nil
+		}
+		return nil, fmt.Errorf("secret %s/%s has no %q of at least 32 bytes; delete it to have a new one created", namespace, name, dataKey)
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("reading hash key secret %s/%s: %w", namespace, name, err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	s = &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: map[string]string{
+			"app.kubernetes.io/name": "vaultsync", "app.kubernetes.io/component": "hash-key",
+		}},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{dataKey: key},
+	}
+	if err := c.Create(ctx, s); err != nil {
+		if apierrors.IsAlreadyExists(err) { // another replica won the race
+			return LoadHashKey(ctx, c, namespace, name)
+		}
+		return nil, fmt.Errorf("creating hash key secret %s/%s: %w", namespace, name, err)
+	}
+	return key, nil
 }

@@ -159,7 +159,7 @@ type VaultRef struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && self.startsWith('https://') && url(self).getHostname() != ''",message="spec.vault.url must be an https URL with a host, such as https://my-vault.vault.azure.net/"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && self.startsWith('https://') && url(self).getHostname().size() > 0",message="spec.vault.url must be an https URL with a host, such as https://my-vault.vault.azure.net/"
 	URL string `json:"url"`
 
 	// auth is how the operator authenticates to Key Vault. Exactly one method must be set.
@@ -259,8 +259,8 @@ type SecretTemplate struct {
 }
 
 // DataItem writes one Key Vault object into the Secret.
-// +kubebuilder:validation:XValidation:rule="(has(self.remote.type) && self.remote.type == 'certificate' && (!has(self.remote.format) || self.remote.format == 'TLS')) || (has(self.key) && self.key != '')",message="key is required: the Secret key to write (only a certificate with format TLS goes without a key)",fieldPath=".key",reason=FieldValueRequired
-// +kubebuilder:validation:XValidation:rule="!(has(self.remote.type) && self.remote.type == 'certificate' && (!has(self.remote.format) || self.remote.format == 'TLS')) || !has(self.key) || self.key == ''",message="key must be empty for a certificate with format TLS: it writes tls.crt, tls.key and ca.crt",fieldPath=".key",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="(has(self.remote.type) && self.remote.type == 'certificate' && (!has(self.remote.format) || self.remote.format == 'TLS')) || (has(self.key) && self.key.size() > 0)",message="key is required: the Secret key to write (only a certificate with format TLS goes without a key)",fieldPath=".key",reason=FieldValueRequired
+// +kubebuilder:validation:XValidation:rule="!(has(self.remote.type) && self.remote.type == 'certificate' && (!has(self.remote.format) || self.remote.format == 'TLS')) || !has(self.key) || self.key.size() == 0",message="key must be empty for a certificate with format TLS: it writes tls.crt, tls.key and ca.crt",fieldPath=".key",reason=FieldValueForbidden
 type DataItem struct {
 	// key is the Secret key to write the value under: letters, digits, '-', '_' and '.'.
 	// Required, except for a certificate with format TLS (the default format for
@@ -419,6 +419,11 @@ type VaultSecretStatus struct {
 	// when the data changes and reveals nothing about it.
 	// +optional
 	DataHash string `json:"dataHash,omitempty"`
+
+	// lastForceSync is the value of the vaultsync.io/force-sync annotation that was last acted
+	// on; setting the annotation to any other value triggers an immediate sync.
+	// +optional
+	LastForceSync string `json:"lastForceSync,omitempty"`
 
 	// certificates describes the certificates written to the Secret.
 	// +listType=atomic

@@ -164,6 +164,10 @@ func Hint(err error) string {
 		return "check the vault URL, object name (1-127 letters, digits and dashes) and version (32 hex characters)"
 	case ReasonTLSVerificationFailed:
 		return "the vault's TLS certificate is not trusted: check proxies and the trusted CA bundle"
+	case ReasonKeyVaultError:
+		if e != nil {
+			return "unexpected answer from the vault; vaultsync retries with backoff"
+		}
 	}
 	var ar authReasoner
 	if e != nil && errors.As(e.Err, &ar) {

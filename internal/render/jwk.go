@@ -187,3 +187,15 @@ func trimLeadingZeros(b []byte) []byte {
 	}
 	return b
 }
+
+// RenderKey writes the public key of a key item in the given format ("" means
+// KeyFormatPEM).
+func RenderKey(jwk JSONWebKey, format string) ([]byte, error) {
+	switch format {
+	case "", KeyFormatPEM:
+		return PublicKeyPEM(jwk)
+	case KeyFormatJWK:
+		return PublicKeyJWK(jwk)
+	}
+	return nil, fmt.Errorf("%w: unknown key output format %q (want %s or %s)", ErrUnsupportedKey, format, KeyFormatPEM, KeyFormatJWK)
+}

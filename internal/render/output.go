@@ -3,6 +3,7 @@ package render
 import (
 	"crypto"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/pem"
@@ -109,10 +110,13 @@ func (c *Certificate) TLSData() (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := map[string][]byte{
-		KeyTLSCert:       encodeCerts(c.Chain.ServerChain()),
-		KeyTLSKey: key,
+	crt := encodeCerts(c.Chain.ServerChain())
+	// The leaf matches the key by construction; this also refuses key types
+	// that TLS cannot use (an X25519 certificate, for example).
+	if _, err := tls.X509KeyPair(crt, key); err != nil {
+		return nil, fmt.Errorf("%w: %q and its key cannot be used for TLS: %v", ErrUnsupportedKey, certName(c.Chain.Leaf), err)
 	}
+	out := map[string][]byte{KeyTLSCert: crt, KeyTLSKey: key}
 	if ca := c.Chain.CA(); ca != nil {
 		out[KeyCACert] = encodeCerts([]*x509.Certificate{ca})
 	}

@@ -62,7 +62,7 @@ target:
     team: payments
   template:
     data:
-      dsn: 'postgres://{{ .db-user }}:{{ index . "db-password" }}@db:5432/payments'
+      dsn: 'postgres://{{ index . "db-user" }}:{{ index . "db-password" }}@db:5432/payments'
 data:
 - key: db-password
   remote:
@@ -427,9 +427,21 @@ func TestTypedRoundTrip(t *testing.T) {
 	}
 	g.Expect(k8sClient.Create(ctx, vs)).To(Succeed())
 
+	// What comes back is the spec plus the schema defaults for the fields the example leaves out.
+	want := spec.DeepCopy()
+	for i := range want.Data {
+		r := &want.Data[i].Remote
+		if r.Type == "" {
+			r.Type = vaultsyncv1alpha1.ObjectTypeSecret
+		}
+		if r.Decode == "" {
+			r.Decode = vaultsyncv1alpha1.DecodeNone
+		}
+	}
+
 	var got vaultsyncv1alpha1.VaultSecret
 	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(vs), &got)).To(Succeed())
-	g.Expect(got.Spec).To(Equal(spec))
+	g.Expect(got.Spec).To(Equal(*want))
 
 	// Status is a subresource: the main endpoint ignores it, the status endpoint writes it.
 	now := metav1.NewTime(time.Now().UTC().Truncate(time.Second))
@@ -458,7 +470,7 @@ func TestTypedRoundTrip(t *testing.T) {
 	g.Expect(again.Status.Certificates).To(HaveLen(1))
 	g.Expect(again.Status.SyncedVersions).To(HaveKeyWithValue("db-password", "0123456789abcdef0123456789abcdef"))
 	g.Expect(again.Status.LastSyncTime.Time).To(BeTemporally("==", now.Time))
-	g.Expect(again.Spec).To(Equal(spec))
+	g.Expect(again.Spec).To(Equal(*want))
 }
 
 // TestRefreshIntervalZero checks the "sync once" encoding survives the round trip as zero.

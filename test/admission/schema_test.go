@@ -18,16 +18,20 @@ package admission
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 )
 
@@ -124,4 +128,41 @@ func TestCRDShape(t *testing.T) {
 	g.Expect(conds.XListType).NotTo(BeNil())
 	g.Expect(*conds.XListType).To(Equal("map"))
 	g.Expect(slices.Equal(conds.XListMapKeys, []string{"type"})).To(BeTrue())
+}
+
+// TestKubectl runs the kubectl built next to the API server: `kubectl explain` must print the
+// field documentation, and `kubectl get` the printer columns, via the short name.
+func TestKubectl(t *testing.T) {
+	g := NewWithT(t)
+	user, err := testEnv.ControlPlane.AddUser(envtest.User{Name: "explainer", Groups: []string{"system:masters"}}, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	kubectl, err := user.Kubectl()
+	g.Expect(err).NotTo(HaveOccurred())
+	if _, err := os.Stat(kubectl.Path); err != nil {
+		t.Skipf("no kubectl next to the API server: %v", err)
+	}
+
+	run := func(args ...string) (string, error) {
+		stdout, stderr, err := kubectl.Run(args...)
+		out, _ := io.ReadAll(stdout)
+		errOut, _ := io.ReadAll(stderr)
+		if err != nil {
+			return "", fmt.Errorf("kubectl %v: %w: %s", args, err, errOut)
+		}
+		return string(out), nil
+	}
+
+	// The API server publishes the OpenAPI of a new CRD a moment after the CRD is established.
+	g.Eventually(func() (string, error) { return run("explain", "vs.spec.vault.url") }).
+		WithTimeout(30 * time.Second).WithPolling(200 * time.Millisecond).
+		Should(ContainSubstring("url is the Key Vault URL"))
+	g.Expect(run("explain", "vaultsecrets.spec.data.remote.format")).
+		To(ContainSubstring("format is how a certificate or key is written"))
+	g.Expect(run("explain", "vaultsecret.spec.refreshInterval")).To(ContainSubstring("Defaults to 1h"))
+
+	g.Expect(k8sClient.Create(context.Background(), newVaultSecret(g, `data: [{key: a, remote: {name: a}}]`, true))).To(Succeed())
+	out, err := run("get", "vaultsync", "-n", testNamespace)
+	g.Expect(err).NotTo(HaveOccurred())
+	header := strings.Fields(strings.SplitN(out, "\n", 2)[0])
+	g.Expect(header).To(Equal([]string{"NAME", "READY", "REASON", "LAST", "SYNC", "AGE"}))
 }

@@ -1,0 +1,76 @@
+package controllers
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/vaultsync/vaultsync/internal/credentials"
+	"github.com/vaultsync/vaultsync/internal/keyvault"
+	"github.com/vaultsync/vaultsync/internal/render"
+	"github.com/vaultsync/vaultsync/internal/secrets"
+)
+
+// Reasons of the Ready condition and of events that the controller itself
+// decides; Key Vault, Entra and rendering failures use the reasons of
+// internal/keyvault, internal/credentials and internal/render.
+const (
+	ReasonSynced           = "Synced"
+	ReasonUpdated          = "Updated"
+	ReasonSyncFailed       = "SyncFailed"
+	ReasonTargetConflict   = "TargetConflict"
+	ReasonTargetNotFound   = "TargetNotFound"
+	ReasonInvalidSpec      = "InvalidSpec"
+	ReasonWriteFailed      = "SecretWriteFailed"
+	ReasonCertificateChain = "CertificateChain"
+)
+
+type retryMode int
+
+const (
+	// retryBackoff: transient or fixable outside Kubernetes; back off and retry.
+	retryBackoff retryMode = iota
+	// retryAfterInterval: the data in the vault must change; look again at the next refresh.
+	retryAfterInterval
+	// retryOnChange: only a change of the VaultSecret (or the target) can fix it.
+	retryOnChange
+)
+
+// classify turns a sync error into a condition reason, a message that says
+// what to do next, and how to retry. Messages name keys, objects and codes,
+// never values.
+func classify(err error) (reason, message string, retry retryMode) {
+	message = err.Error()
+	switch {
+	case errors.Is(err, secrets.ErrConflict):
+		return ReasonTargetConflict, message + "; choose another spec.target.name, delete that Secret, or use creationPolicy Merge", retryOnChange
+	case errors.Is(err, secrets.ErrTargetMissing):
+		return ReasonTargetNotFound, message + "; creationPolicy Merge writes into an existing Secret: create it first, or use creationPolicy Owner", retryBackoff
+	case errors.Is(err, errInvalidSpec):
+		return ReasonInvalidSpec, message, retryAfterInterval
+	}
+	if r := credentials.Reason(err); r != "" {
+		return r, withHint(message, credentials.Hint(err)), retryBackoff
+	}
+	var kv *keyvault.Error
+	if errors.As(err, &kv) {
+		return keyvault.Reason(err), withHint(message, keyvault.Hint(err)), retryBackoff
+	}
+	if r := render.Reason(err); r != "" {
+		return r, message, retryAfterInterval
+	}
+	var item *itemError
+	if errors.As(err, &item) {
+		return ReasonSyncFailed, message, retryBackoff
+	}
+	if strings.Contains(message, "applying Secret") {
+		return ReasonWriteFailed, message, retryBackoff
+	}
+	return ReasonSyncFailed, message, retryBackoff
+}
+
+func withHint(msg, hint string) string {
+	if hint == "" {
+		return msg
+	}
+	return msg + "; " + hint
+}

@@ -1,0 +1,244 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/vaultsync/vaultsync/api/v1alpha1"
+	"github.com/vaultsync/vaultsync/internal/secrets"
+)
+
+// VaultClients gives the reconciler a Key Vault client for a VaultSecret,
+// authenticated as the identity its spec names.
+type VaultClients interface {
+	For(ctx context.Context, vs *v1alpha1.VaultSecret) (Vault, error)
+}
+
+// VaultSecretReconciler keeps the Secret of each VaultSecret in sync with
+// Key Vault.
+type VaultSecretReconciler struct {
+	Client   client.Client
+	Writer   *secrets.Writer
+	Vaults   VaultClients
+	Recorder events.EventRecorder
+	// HashKey is the per-installation HMAC key for status.dataHash.
+	HashKey []byte
+	// Now is the clock (tests may replace it).
+	Now func() time.Time
+}
+
+// +kubebuilder:rbac:groups=vaultsync.io,resources=vaultsecrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=vaultsync.io,resources=vaultsecrets/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get
+// +kubebuilder:rbac:groups="",resources=serviceaccounts/token,verbs=create
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile syncs one VaultSecret: decide whether a sync is due, fetch every
+// object, render the data, write the Secret, record the outcome.
+func (r *VaultSecretReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	vs := &v1alpha1.VaultSecret{}
+	if err := r.Client.Get(ctx, req.NamespacedName, vs); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !vs.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // garbage collection removes an owned Secret
+	}
+
+	// One status write at most per reconcile, and none when nothing changed.
+	orig := vs.DeepCopy()
+	defer func() {
+		if equality.Semantic.DeepEqual(orig.Status, vs.Status) {
+			return
+		}
+		if err := r.Client.Status().Patch(ctx, vs, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+			log.Error(err, "updating status")
+		}
+	}()
+
+	existing, err := r.Writer.Get(ctx, vs.Namespace, vs.TargetName())
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("reading target Secret: %w", err)
+	}
+	now := r.now()
+	due, why := r.syncDue(vs, existing, now)
+	if !due {
+		return ctrl.Result{RequeueAfter: vs.Status.NextSyncTime.Sub(now)}, nil
+	}
+	log.V(1).Info("syncing", "why", why)
+	return r.sync(ctx, vs, existing, now)
+}
+
+// syncDue decides whether Key Vault must be read now. It never is for a
+// VaultSecret that is up to date, so operator restarts and unrelated events
+// cost nothing.
+func (r *VaultSecretReconciler) syncDue(vs *v1alpha1.VaultSecret, existing *corev1.Secret, now time.Time) (bool, string) {
+	ready := meta.FindStatusCondition(vs.Status.Conditions, v1alpha1.ConditionReady)
+	switch {
+	case vs.Status.ObservedGeneration != vs.Generation || ready == nil:
+		return true, "spec changed"
+	case vs.Annotations[v1alpha1.AnnotationForceSync] != vs.Status.LastForceSync:
+		return true, "force-sync requested"
+	case ready.Status != metav1.ConditionTrue:
+		return true, "retrying after failure"
+	case existing == nil:
+		return true, "target Secret missing"
+	case r.drifted(vs, existing):
+		return true, "target Secret changed by someone else"
+	case vs.Status.NextSyncTime == nil:
+		return vs.RefreshIntervalOrDefault() > 0, "no sync scheduled"
+	case !now.Before(vs.Status.NextSyncTime.Time):
+		return true, "refresh interval elapsed"
+	}
+	return false, ""
+}
+
+// drifted reports whether the Secret no longer holds what was last written.
+func (r *VaultSecretReconciler) drifted(vs *v1alpha1.VaultSecret, s *corev1.Secret) bool {
+	data := s.Data
+	if vs.CreationPolicyOrDefault() == v1alpha1.CreationPolicyMerge {
+		data = secrets.Subset(s.Data, secrets.MergeKeys(s, vs.Name))
+	} else if s.Labels[secrets.LabelManaged] != "true" || s.Annotations[secrets.AnnotationOwner] != vs.Namespace+"/"+vs.Name {
+		return true
+	}
+	return secrets.Hash(r.HashKey, data) != vs.Status.DataHash
+}
+
+func (r *VaultSecretReconciler) sync(ctx context.Context, vs *v1alpha1.VaultSecret, existing *corev1.Secret, now time.Time) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	owner := secrets.Owner{
+		Namespace: vs.Namespace, Name: vs.Name, UID: vs.UID,
+		APIVersion: v1alpha1.GroupVersion.String(), Kind: "VaultSecret",
+	}
+	policy := secrets.Policy(vs.CreationPolicyOrDefault())
+
+	// Ownership first: a conflict needs no call to Azure.
+	if err := secrets.CheckOwnership(existing, owner, policy); err != nil {
+		return r.fail(ctx, vs, err)
+	}
+
+	vault, err := r.Vaults.For(ctx, vs)
+	if err != nil {
+		return r.fail(ctx, vs, err)
+	}
+	res, err := assemble(ctx, vault, &vs.Spec)
+	if err != nil {
+		return r.fail(ctx, vs, err)
+	}
+	for _, w := range res.Warnings {
+		r.event(vs, corev1.EventTypeWarning, ReasonCertificateChain, "Check", w)
+	}
+
+	desired := secrets.Desired{
+		Name:        vs.TargetName(),
+		Type:        vs.SecretTypeOrDefault(),
+		Policy:      policy,
+		Labels:      vs.Spec.Target.Labels,
+		Annotations: vs.Spec.Target.Annotations,
+		Data:        res.Data,
+	}
+	written, err := r.Writer.Apply(ctx, owner, existing, desired)
+	if err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+			return ctrl.Result{}, err // a concurrent write: retry from the top
+		}
+		return r.fail(ctx, vs, err)
+	}
+
+	prevHash, wasReady := vs.Status.DataHash, meta.IsStatusConditionTrue(vs.Status.Conditions, v1alpha1.ConditionReady)
+	newHash := secrets.Hash(r.HashKey, res.Data)
+	interval := vs.RefreshIntervalOrDefault()
+
+	vs.Status.ObservedGeneration = vs.Generation
+	vs.Status.LastForceSync = vs.Annotations[v1alpha1.AnnotationForceSync]
+	vs.Status.LastSyncTime = &metav1.Time{Time: now}
+	vs.Status.SyncedVersions = res.Versions
+	vs.Status.DataHash = newHash
+	vs.Status.Certificates = res.Certificates
+	vs.Status.NextSyncTime = nil
+	var result ctrl.Result
+	if interval > 0 {
+		next := jitter(interval)
+		vs.Status.NextSyncTime = &metav1.Time{Time: now.Add(next)}
+		result.RequeueAfter = next
+	}
+	meta.SetStatusCondition(&vs.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonSynced,
+		ObservedGeneration: vs.Generation,
+		Message:            fmt.Sprintf("Secret %q holds %d keys from %s", desired.Name, len(res.Data), vs.Spec.Vault.URL),
+	})
+
+	switch {
+	case !wasReady:
+		r.event(vs, corev1.EventTypeNormal, ReasonSynced, "Sync", fmt.Sprintf("Secret %q synced from Key Vault", desired.Name))
+	case prevHash != "" && prevHash != newHash:
+		r.event(vs, corev1.EventTypeNormal, ReasonUpdated, "Sync", fmt.Sprintf("Secret %q updated with new Key Vault versions", desired.Name))
+	}
+	log.V(1).Info("synced", "secret", desired.Name, "written", written.Written, "keys", len(res.Data))
+	return result, nil
+}
+
+// fail records a failed sync. The target Secret is never touched on this
+// path: it keeps its last good data.
+func (r *VaultSecretReconciler) fail(ctx context.Context, vs *v1alpha1.VaultSecret, err error) (ctrl.Result, error) {
+	reason, message, retry := classify(err)
+	prev := meta.FindStatusCondition(vs.Status.Conditions, v1alpha1.ConditionReady)
+	vs.Status.ObservedGeneration = vs.Generation
+	vs.Status.LastForceSync = vs.Annotations[v1alpha1.AnnotationForceSync]
+	meta.SetStatusCondition(&vs.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason,
+		ObservedGeneration: vs.Generation, Message: message,
+	})
+	if prev == nil || prev.Status != metav1.ConditionFalse || prev.Reason != reason || prev.Message != message {
+		r.event(vs, corev1.EventTypeWarning, ReasonSyncFailed, "Sync", message)
+	}
+	logf.FromContext(ctx).Info("sync failed", "reason", reason, "retry", retry)
+	switch retry {
+	case retryBackoff:
+		// The workqueue's rate limiter backs off exponentially.
+		return ctrl.Result{}, errSyncFailed{reason: reason}
+	case retryAfterInterval:
+		if d := vs.RefreshIntervalOrDefault(); d > 0 {
+			return ctrl.Result{RequeueAfter: jitter(d)}, nil
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// errSyncFailed makes the workqueue back off without logging the details
+// twice (they are in the condition and the event).
+type errSyncFailed struct{ reason string }
+
+func (e errSyncFailed) Error() string { return "sync failed: " + e.reason }
+
+func (r *VaultSecretReconciler) event(vs *v1alpha1.VaultSecret, typ, reason, action, note string) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(vs, nil, typ, reason, action, "%s", note)
+	}
+}
+
+func (r *VaultSecretReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// jitter spreads refreshes by ±10%, so VaultSecrets created together do not
+// hit Key Vault together forever.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
+}

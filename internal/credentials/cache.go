@@ -1,0 +1,142 @@
+package credentials
+
+import (
+	"container/list"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+)
+
+// DefaultCacheSize bounds a Cache.
+const DefaultCacheSize = 1000
+
+// Key identifies one credential. Two specs that yield the same Key share one credential object and
+// with it the Entra token cache.
+type Key struct {
+	// Method is the authentication method, e.g. MethodWorkloadIdentity.
+	Method         string
+	TenantID       string
+	ClientID       string
+	Namespace      string
+	ServiceAccount string
+	AuthorityHost  string
+	// Fingerprint distinguishes versions of secret material (a client secret or certificate read
+	// from a Kubernetes Secret) so that a rotated secret gets a new credential. See Fingerprint.
+	Fingerprint string
+}
+
+// String renders the key unambiguously; use it as the keyvault identity key.
+func (k Key) String() string {
+	parts := []string{k.Method, k.TenantID, k.ClientID, k.Namespace, k.ServiceAccount, k.AuthorityHost, k.Fingerprint}
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return strings.Join(parts, "/")
+}
+
+// Fingerprint returns a short SHA-256 digest of secret material for Key.Fingerprint. The material
+// itself is never stored in a key.
+func Fingerprint(material ...[]byte) string {
+	h := sha256.New()
+	for _, m := range material {
+		var n [8]byte
+		l := uint64(len(m))
+		for i := range n {
+			n[i] = byte(l >> (8 * i))
+		}
+		h.Write(n[:])
+		h.Write(m)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Cache is a bounded, least-recently-used map from Key to credential. It is safe for concurrent use.
+type Cache struct {
+	max   int
+	mu    sync.Mutex
+	order *list.List // front = most recently used
+	items map[Key]*list.Element
+}
+
+type cacheEntry struct {
+	key  Key
+	cred azcore.TokenCredential
+}
+
+// NewCache returns a cache of at most max credentials (DefaultCacheSize when max <= 0).
+func NewCache(max int) *Cache {
+	if max <= 0 {
+		max = DefaultCacheSize
+	}
+	return &Cache{max: max, order: list.New(), items: map[Key]*list.Element{}}
+}
+
+// GetOrCreate returns the credential cached under key, or creates, caches and returns one.
+// A create error is returned and nothing is cached.
+func (c *Cache) GetOrCreate(key Key, create func() (azcore.TokenCredential, error)) (azcore.TokenCredential, error) {
+	c.mu.Lock()
+	if el, ok := c.items[key]; ok {
+		c.order.MoveToFront(el)
+		cred := el.Value.(*cacheEntry).cred
+		c.mu.Unlock()
+		return cred, nil
+	}
+	c.mu.Unlock()
+
+	cred, err := create()
+	if err != nil {
+		return nil, err
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[key]; ok { // another caller won the race: keep one credential
+		c.order.MoveToFront(el)
+		return el.Value.(*cacheEntry).cred, nil
+	}
+	c.items[key] = c.order.PushFront(&cacheEntry{key: key, cred: cred})
+	for c.order.Len() > c.max {
+		oldest := c.order.Back()
+		c.order.Remove(oldest)
+		delete(c.items, oldest.Value.(*cacheEntry).key)
+	}
+	return cred, nil
+}
+
+// Drop removes key and reports whether it was cached.
+func (c *Cache) Drop(key Key) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.items[key]
+	if ok {
+		c.order.Remove(el)
+		delete(c.items, key)
+	}
+	return ok
+}
+
+// DropNamespace removes every credential of namespace ns and returns how many there were.
+func (c *Cache) DropNamespace(ns string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for key, el := range c.items {
+		if key.Namespace == ns {
+			c.order.Remove(el)
+			delete(c.items, key)
+			n++
+		}
+	}
+	return n
+}
+
+// Len returns the number of cached credentials.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.order.Len()
+}

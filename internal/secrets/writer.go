@@ -1,0 +1,301 @@
+// Package secrets is the one writer of Kubernetes Secrets in vaultsync.
+// Every write goes through Writer.Apply: it checks ownership (never take
+// over a Secret that someone else manages), skips writes that would change
+// nothing, and writes the whole desired state with server-side apply, so
+// keys that are no longer wanted disappear and fields owned by others stay.
+package secrets
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Labels and annotations written on managed Secrets.
+const (
+	// LabelManaged marks a Secret written by vaultsync; the manager caches
+	// only Secrets carrying it.
+	LabelManaged = "vaultsync.io/managed"
+	// AnnotationOwner names the VaultSecret ("namespace/name") that owns a
+	// Secret created with creationPolicy Owner or Orphan.
+	AnnotationOwner = "vaultsync.io/owner"
+	// AnnotationMergePrefix + VaultSecret name marks a Secret that a
+	// VaultSecret with creationPolicy Merge writes keys into; the value lists
+	// those keys.
+	AnnotationMergePrefix = "merge.vaultsync.io/"
+	// FieldOwner is the server-side apply field manager of Owner and Orphan
+	// writes. Merge writes use FieldOwner + ":" + VaultSecret name, so that
+	// several VaultSecrets can merge into one Secret without removing each
+	// other's keys.
+	FieldOwner = "vaultsync"
+)
+
+// ErrConflict means the target Secret exists and is managed by someone else.
+var ErrConflict = errors.New("target Secret is not managed by this VaultSecret")
+
+// ErrTargetMissing means a Merge target does not exist.
+var ErrTargetMissing = errors.New("target Secret does not exist")
+
+// Policy is how a VaultSecret relates to its Secret.
+type Policy string
+
+// Policies, mirroring the API's creationPolicy.
+const (
+	PolicyOwner  Policy = "Owner"
+	PolicyOrphan Policy = "Orphan"
+	PolicyMerge  Policy = "Merge"
+)
+
+// Owner identifies the VaultSecret a write is made for.
+type Owner struct {
+	Namespace, Name string
+	UID             types.UID
+	APIVersion      string
+	Kind            string
+}
+
+// Key returns "namespace/name".
+func (o Owner) Key() string { return o.Namespace + "/" + o.Name }
+
+// Desired is the state a VaultSecret wants for its Secret.
+type Desired struct {
+	Name        string
+	Type        corev1.SecretType
+	Policy      Policy
+	Labels      map[string]string
+	Annotations map[string]string
+	Data        map[string][]byte
+}
+
+// Result says what Apply did.
+type Result struct {
+	// Written is true when a request changed (or created) the Secret.
+	Written bool
+	// Created is true when the Secret did not exist before.
+	Created bool
+}
+
+// Writer writes Secrets. Reader should be the manager's cached client (it
+// sees only managed Secrets); Live is an uncached reader, used only when the
+// cache does not have the target, to make sure an unmanaged Secret of the
+// same name is never overwritten.
+type Writer struct {
+	Client client.Client
+	Live   client.Reader
+}
+
+// Get returns the target Secret as the cache sees it, falling back to a live
+// read when the cache does not hold it (an unmanaged Secret is invisible to
+// the cache). It returns nil, nil when the Secret does not exist.
+func (w *Writer) Get(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	var s corev1.Secret
+	err := w.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &s)
+	if err == nil {
+		return &s, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	if w.Live == nil {
+		return nil, nil
+	}
+	err = w.Live.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &s)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// CheckOwnership reports ErrConflict when existing (which may be nil) is a
+// Secret this owner must not write under the given policy.
+func CheckOwnership(existing *corev1.Secret, owner Owner, policy Policy) error {
+	if policy == PolicyMerge {
+		if existing == nil {
+			return ErrTargetMissing
+		}
+		return nil
+	}
+	if existing == nil {
+		return nil
+	}
+	got := existing.Annotations[AnnotationOwner]
+	if existing.Labels[LabelManaged] != "true" || got == "" {
+		return fmt.Errorf("%w: Secret %q exists and is not managed by vaultsync", ErrConflict, existing.Name)
+	}
+	if got != owner.Key() {
+		return fmt.Errorf("%w: Secret %q is managed by VaultSecret %q", ErrConflict, existing.Name, got)
+	}
+	for _, ref := range existing.OwnerReferences {
+		if ref.Controller != nil && *ref.Controller && ref.UID != owner.UID && ref.Kind == owner.Kind {
+			return fmt.Errorf("%w: Secret %q is controlled by another %s with the same name (recreated?)", ErrConflict, existing.Name, ref.Kind)
+		}
+	}
+	return nil
+}
+
+// Apply writes the desired Secret unless existing already matches it.
+// existing is what Get returned (nil: absent). The caller has checked
+// ownership with CheckOwnership.
+func (w *Writer) Apply(ctx context.Context, owner Owner, existing *corev1.Secret, d Desired) (Result, error) {
+	if existing != nil && UpToDate(existing, owner, d) {
+		return Result{}, nil
+	}
+	if existing != nil && d.Policy != PolicyMerge && existing.Type != "" && d.Type != "" && existing.Type != d.Type {
+		// The type of a Secret is immutable: replace our own Secret.
+		if err := w.Client.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); err != nil && !apierrors.IsNotFound(err) {
+			return Result{}, fmt.Errorf("replacing Secret %q to change its type: %w", existing.Name, err)
+		}
+		existing = nil
+	}
+	ac := corev1ac.Secret(d.Name, owner.Namespace).
+		WithLabels(desiredLabels(d)).
+		WithAnnotations(desiredAnnotations(owner, d)).
+		WithData(d.Data)
+	fieldOwner := FieldOwner
+	if d.Policy == PolicyMerge {
+		fieldOwner = FieldOwner + ":" + owner.Name
+	} else if d.Type != "" {
+		ac.WithType(d.Type)
+	}
+	if d.Policy == PolicyOwner {
+		ac.WithOwnerReferences(metav1ac.OwnerReference().
+			WithAPIVersion(owner.APIVersion).WithKind(owner.Kind).
+			WithName(owner.Name).WithUID(owner.UID).WithController(true))
+	}
+	if err := w.Client.Apply(ctx, ac, client.FieldOwner(fieldOwner), client.ForceOwnership); err != nil {
+		return Result{}, fmt.Errorf("applying Secret %q: %w", d.Name, err)
+	}
+	return Result{Written: true, Created: existing == nil}, nil
+}
+
+func desiredLabels(d Desired) map[string]string {
+	l := maps.Clone(d.Labels)
+	if l == nil {
+		l = map[string]string{}
+	}
+	l[LabelManaged] = "true"
+	return l
+}
+
+func desiredAnnotations(owner Owner, d Desired) map[string]string {
+	a := maps.Clone(d.Annotations)
+	if a == nil {
+		a = map[string]string{}
+	}
+	if d.Policy == PolicyMerge {
+		a[AnnotationMergePrefix+owner.Name] = strings.Join(slices.Sorted(maps.Keys(d.Data)), ",")
+	} else {
+		a[AnnotationOwner] = owner.Key()
+	}
+	return a
+}
+
+// UpToDate reports whether existing already holds everything d wants, so
+// that a refresh with unchanged data makes no write at all. For Merge only
+// this VaultSecret's keys are compared; for the other policies keys that d no
+// longer has count as a difference.
+func UpToDate(existing *corev1.Secret, owner Owner, d Desired) bool {
+	for k, v := range desiredLabels(d) {
+		if got, ok := existing.Labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	for k, v := range desiredAnnotations(owner, d) {
+		if got, ok := existing.Annotations[k]; !ok || got != v {
+			return false
+		}
+	}
+	for k, v := range d.Data {
+		if got, ok := existing.Data[k]; !ok || !hmac.Equal(got, v) {
+			return false
+		}
+	}
+	if d.Policy == PolicyMerge {
+		return true
+	}
+	if len(existing.Data) != len(d.Data) {
+		return false
+	}
+	if d.Type != "" && existing.Type != d.Type {
+		return false
+	}
+	hasRef := false
+	for _, ref := range existing.OwnerReferences {
+		if ref.UID == owner.UID && ref.Controller != nil && *ref.Controller {
+			hasRef = true
+		}
+	}
+	return hasRef == (d.Policy == PolicyOwner)
+}
+
+// Hash returns the hex HMAC-SHA256 of data under key. Keys are sorted and
+// every key and value is length-prefixed, so no two different maps share an
+// encoding. A plain hash of a secret would let anyone who can read status
+// test guesses offline; the HMAC key never leaves the installation.
+func Hash(key []byte, data map[string][]byte) string {
+	m := hmac.New(sha256.New, key)
+	var n [8]byte
+	for _, k := range slices.Sorted(maps.Keys(data)) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(k)))
+		m.Write(n[:])
+		m.Write([]byte(k))
+		binary.BigEndian.PutUint64(n[:], uint64(len(data[k])))
+		m.Write(n[:])
+		m.Write(data[k])
+	}
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Subset returns the entries of data whose keys are in keys.
+func Subset(data map[string][]byte, keys []string) map[string][]byte {
+	out := make(map[string][]byte, len(keys))
+	for _, k := range keys {
+		if v, ok := data[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// MergeKeys returns the keys a Merge VaultSecret named name last wrote into s.
+func MergeKeys(s *corev1.Secret, name string) []string {
+	v, ok := s.Annotations[AnnotationMergePrefix+name]
+	if !ok || v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
+}
+
+// OwnersOf returns the VaultSecrets (namespace/name) that write into s.
+func OwnersOf(s metav1.Object) []types.NamespacedName {
+	var out []types.NamespacedName
+	if o := s.GetAnnotations()[AnnotationOwner]; o != "" {
+		if ns, name, ok := strings.Cut(o, "/"); ok && ns == s.GetNamespace() {
+			out = append(out, types.NamespacedName{Namespace: ns, Name: name})
+		}
+	}
+	for k := range s.GetAnnotations() {
+		if name, ok := strings.CutPrefix(k, AnnotationMergePrefix); ok && name != "" {
+			out = append(out, types.NamespacedName{Namespace: s.GetNamespace(), Name: name})
+		}
+	}
+	return out
+}
