@@ -59,7 +59,7 @@ lint: golangci-lint ## Run golangci-lint.
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: verify
-verify: manifests generate ## Regenerate everything and fail if the tree changed.
+verify: manifests generate chart-crds ## Regenerate everything and fail if the tree changed.
 	git diff --exit-code -- api config charts docs || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
 
 .PHONY: test
@@ -111,3 +111,22 @@ $(KUSTOMIZE):
 golangci-lint: $(GOLANGCI_LINT)
 $(GOLANGCI_LINT):
 	GOBIN=$(LOCALBIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+##@ Chart
+# Everything below belongs to the Helm chart (charts/vaultsync) and the kubectl
+# manifests (config/default); their tests live in test/chart.
+
+.PHONY: chart-crds
+chart-crds: ## Copy the generated CRDs and manager RBAC rules into the Helm chart (hack/sync-chart-crds.sh).
+	hack/sync-chart-crds.sh
+
+.PHONY: chart-lint
+chart-lint: helm ## Lint the Helm chart.
+	$(HELM) lint --strict charts/vaultsync
+
+.PHONY: test-chart
+test-chart: envtest-bins helm ## Chart and kustomize tests: helm lint/template/install/upgrade/uninstall, kubectl apply -k.
+	go test -timeout 8m -count=1 ./test/chart/...
+
+.PHONY: test-tools
+test-tools: helm kustomize ## Install the pinned tools the tests run (helm; kustomize for users of config/).

@@ -52,6 +52,7 @@ var errInvalidSpec = errors.New("invalid spec")
 // assemble fetches every object the spec names and renders the Secret data.
 // The first failure aborts: nothing partial ever leaves this function.
 func assemble(ctx context.Context, vault Vault, spec *v1alpha1.VaultSecretSpec) (*syncResult, error) {
+	vault = &memoVault{Vault: vault}
 	res := &syncResult{Data: map[string][]byte{}, Versions: map[string]string{}}
 
 	// dataFrom first: keys written by data win over keys from dataFrom.
@@ -267,4 +268,52 @@ func certificateOutput(cert *render.Certificate, format v1alpha1.Format, key str
 		out, err := cert.TLSData()
 		return out, render.KeyTLSCert, err
 	}
+}
+
+// memoVault remembers what one sync fetched, so that several items naming
+// the same object cost one request.
+type memoVault struct {
+	Vault
+	secrets map[[3]string]*keyvault.Secret
+	keys    map[[2]string]*keyvault.Key
+}
+
+func (m *memoVault) secret(ctx context.Context, kind, name, version string, get func(context.Context, string, string) (*keyvault.Secret, error)) (*keyvault.Secret, error) {
+	k := [3]string{kind, name, version}
+	if s, ok := m.secrets[k]; ok {
+		return s, nil
+	}
+	s, err := get(ctx, name, version)
+	if err != nil {
+		return nil, err
+	}
+	if m.secrets == nil {
+		m.secrets = map[[3]string]*keyvault.Secret{}
+	}
+	m.secrets[k] = s
+	return s, nil
+}
+
+func (m *memoVault) GetSecret(ctx context.Context, name, version string) (*keyvault.Secret, error) {
+	return m.secret(ctx, "secret", name, version, m.Vault.GetSecret)
+}
+
+func (m *memoVault) GetCertificateSecret(ctx context.Context, name, version string) (*keyvault.Secret, error) {
+	return m.secret(ctx, "certificate", name, version, m.Vault.GetCertificateSecret)
+}
+
+func (m *memoVault) GetKey(ctx context.Context, name, version string) (*keyvault.Key, error) {
+	k := [2]string{name, version}
+	if v, ok := m.keys[k]; ok {
+		return v, nil
+	}
+	v, err := m.Vault.GetKey(ctx, name, version)
+	if err != nil {
+		return nil, err
+	}
+	if m.keys == nil {
+		m.keys = map[[2]string]*keyvault.Key{}
+	}
+	m.keys[k] = v
+	return v, nil
 }

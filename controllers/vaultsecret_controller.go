@@ -17,6 +17,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
+	"github.com/vaultsync/vaultsync/internal/keyvault"
 	"github.com/vaultsync/vaultsync/internal/secrets"
 )
 
@@ -74,36 +75,45 @@ func (r *VaultSecretReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, fmt.Errorf("reading target Secret: %w", err)
 	}
 	now := r.now()
-	due, why := r.syncDue(vs, existing, now)
+	due, why, fresh := r.syncDue(vs, existing, now)
 	if !due {
+		if vs.Status.NextSyncTime == nil {
+			return ctrl.Result{}, nil
+		}
 		return ctrl.Result{RequeueAfter: vs.Status.NextSyncTime.Sub(now)}, nil
 	}
 	log.V(1).Info("syncing", "why", why)
+	if fresh {
+		// The user asked for what the vault holds now: no result remembered
+		// from another VaultSecret's fetch a moment ago.
+		ctx = keyvault.WithFresh(ctx)
+	}
 	return r.sync(ctx, vs, existing, now)
 }
 
-// syncDue decides whether Key Vault must be read now. It never is for a
+// syncDue decides whether Key Vault must be read now, and whether the read
+// must bypass results shared between VaultSecrets. It never is due for a
 // VaultSecret that is up to date, so operator restarts and unrelated events
 // cost nothing.
-func (r *VaultSecretReconciler) syncDue(vs *v1alpha1.VaultSecret, existing *corev1.Secret, now time.Time) (bool, string) {
+func (r *VaultSecretReconciler) syncDue(vs *v1alpha1.VaultSecret, existing *corev1.Secret, now time.Time) (due bool, why string, fresh bool) {
 	ready := meta.FindStatusCondition(vs.Status.Conditions, v1alpha1.ConditionReady)
 	switch {
 	case vs.Status.ObservedGeneration != vs.Generation || ready == nil:
-		return true, "spec changed"
+		return true, "spec changed", true
 	case vs.Annotations[v1alpha1.AnnotationForceSync] != vs.Status.LastForceSync:
-		return true, "force-sync requested"
+		return true, "force-sync requested", true
 	case ready.Status != metav1.ConditionTrue:
-		return true, "retrying after failure"
+		return true, "retrying after failure", true
 	case existing == nil:
-		return true, "target Secret missing"
+		return true, "target Secret missing", false
 	case r.drifted(vs, existing):
-		return true, "target Secret changed by someone else"
+		return true, "target Secret changed by someone else", false
 	case vs.Status.NextSyncTime == nil:
-		return vs.RefreshIntervalOrDefault() > 0, "no sync scheduled"
+		return vs.RefreshIntervalOrDefault() > 0, "no sync scheduled", false
 	case !now.Before(vs.Status.NextSyncTime.Time):
-		return true, "refresh interval elapsed"
+		return true, "refresh interval elapsed", false
 	}
-	return false, ""
+	return false, "", false
 }
 
 // drifted reports whether the Secret no longer holds what was last written.
@@ -195,7 +205,10 @@ func (r *VaultSecretReconciler) sync(ctx context.Context, vs *v1alpha1.VaultSecr
 // path: it keeps its last good data.
 func (r *VaultSecretReconciler) fail(ctx context.Context, vs *v1alpha1.VaultSecret, err error) (ctrl.Result, error) {
 	reason, message, retry := classify(err)
-	prev := meta.FindStatusCondition(vs.Status.Conditions, v1alpha1.ConditionReady)
+	var prev *metav1.Condition
+	if c := meta.FindStatusCondition(vs.Status.Conditions, v1alpha1.ConditionReady); c != nil {
+		prev = c.DeepCopy() // SetStatusCondition below changes the slice in place
+	}
 	vs.Status.ObservedGeneration = vs.Generation
 	vs.Status.LastForceSync = vs.Annotations[v1alpha1.AnnotationForceSync]
 	meta.SetStatusCondition(&vs.Status.Conditions, metav1.Condition{

@@ -7,15 +7,15 @@ import (
 
 // Sentinel errors.
 var (
-	// ErrServiceAccountNotFound: the ServiceAccount to mint a token for does not exist.
+	// ErrServiceAccountNotFound means the ServiceAccount to mint a token for does not exist.
 	ErrServiceAccountNotFound = errors.New("credentials: service account not found")
-	// ErrTokenRequestForbidden: the operator may not create tokens for the ServiceAccount.
+	// ErrTokenRequestForbidden means the operator may not create tokens for the ServiceAccount.
 	ErrTokenRequestForbidden = errors.New("credentials: token request forbidden")
-	// ErrTokenRequest: any other TokenRequest failure.
+	// ErrTokenRequest means any other TokenRequest failure.
 	ErrTokenRequest = errors.New("credentials: token request failed")
-	// ErrMissingClientID: neither the spec nor the ServiceAccount annotation gives a client id.
+	// ErrMissingClientID means neither the spec nor the ServiceAccount annotation gives a client id.
 	ErrMissingClientID = errors.New("credentials: no client id")
-	// ErrMissingTenantID: neither the spec nor the ServiceAccount annotation gives a tenant id.
+	// ErrMissingTenantID means neither the spec nor the ServiceAccount annotation gives a tenant id.
 	ErrMissingTenantID = errors.New("credentials: no tenant id")
 )
 

@@ -2,6 +2,18 @@
 // failure once to a sentinel error (see Reason and Hint for conditions), shares identical fetches
 // between callers (Coalescer) and keeps each vault within a client-side request budget (Budget).
 // It knows nothing of Kubernetes.
+//
+// Wiring, once per process:
+//
+//	opts := &keyvault.Options{Budget: keyvault.NewBudget(keyvault.BudgetOptions{}),
+//		Coalescer: keyvault.NewCoalescer(keyvault.DefaultCoalesceWindow), Observer: metrics}
+//	clients := keyvault.NewClientCache(0, opts)
+//
+// and per reconcile, with a credential from internal/credentials' Cache:
+//
+//	c, err := clients.Get(vaultURL, cred, credKey.String())
+//	s, err := c.GetSecret(ctx, name, version)
+//	if err != nil { reason, hint := keyvault.Reason(err), keyvault.Hint(err); retry := keyvault.Retryable(err) }
 package keyvault
 
 import (
@@ -356,7 +368,9 @@ func (a credentialAdapter) GetToken(ctx context.Context, opts policy.TokenReques
 
 type opKey struct{}
 
-func withOp(ctx context.Context, op string) context.Context { return context.WithValue(ctx, opKey{}, op) }
+func withOp(ctx context.Context, op string) context.Context {
+	return context.WithValue(ctx, opKey{}, op)
+}
 
 // requestPolicy waits on the vault's budget and reports each request to the Observer.
 type requestPolicy struct {

@@ -20,7 +20,7 @@ const version1 = "0123456789abcdef0123456789abcdef"
 // vaultHandler serves a few objects like Key Vault does.
 func vaultHandler(t *testing.T) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /secrets/db/{version}", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /secrets/db/{version...}", func(w http.ResponseWriter, r *http.Request) {
 		v := r.PathValue("version")
 		if v == "" {
 			v = version1
@@ -34,11 +34,11 @@ func vaultHandler(t *testing.T) http.Handler {
 		body["attributes"].(map[string]any)["nbf"] = 1767225600
 		keyvaulttest.WriteJSON(w, 200, body)
 	})
-	mux.HandleFunc("GET /secrets/tls/{version}", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /secrets/tls/{version...}", func(w http.ResponseWriter, r *http.Request) {
 		keyvaulttest.WriteJSON(w, 200, keyvaulttest.SecretJSON("https://"+r.Host, "tls", version1,
 			base64.StdEncoding.EncodeToString([]byte("not really a pfx")), "application/x-pkcs12", true, true))
 	})
-	mux.HandleFunc("GET /keys/signing/{version}", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /keys/signing/{version...}", func(w http.ResponseWriter, r *http.Request) {
 		keyvaulttest.WriteJSON(w, 200, map[string]any{
 			"key": map[string]any{
 				"kid": "https://" + r.Host + "/keys/signing/" + version1, "kty": "EC", "crv": "P-256",

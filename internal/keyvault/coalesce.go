@@ -103,7 +103,7 @@ func (c *Coalescer) do(ctx context.Context, key coalesceKey, fn func(context.Con
 	c.mu.Lock()
 	now := c.clock.Now()
 	if r, ok := c.recent[key]; ok {
-		if now.Before(r.expires) {
+		if now.Before(r.expires) && !IsFresh(ctx) {
 			c.stats.Reused++
 			c.mu.Unlock()
 			return r.val, nil

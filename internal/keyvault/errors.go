@@ -23,27 +23,27 @@ import (
 
 // Sentinel errors. Every error returned by a Client is an *Error whose Unwrap yields one of these.
 var (
-	// ErrNotFound: the object or version does not exist (404).
+	// ErrNotFound means the object or version does not exist (404).
 	ErrNotFound = errors.New("keyvault: object not found")
-	// ErrDisabled: the object exists but is disabled (403 with innererror SecretDisabled, KeyDisabled, ...).
+	// ErrDisabled means the object exists but is disabled (403 with innererror SecretDisabled, KeyDisabled, ...).
 	ErrDisabled = errors.New("keyvault: object is disabled")
-	// ErrForbidden: the caller may not read the object (403: RBAC, access policy, firewall, other).
+	// ErrForbidden means the caller may not read the object (403: RBAC, access policy, firewall, other).
 	ErrForbidden = errors.New("keyvault: access denied")
-	// ErrThrottled: the vault answered 429 (after the SDK's own retries).
+	// ErrThrottled means the vault answered 429 (after the SDK's own retries).
 	ErrThrottled = errors.New("keyvault: throttled")
-	// ErrUnauthorized: the vault rejected the bearer token (401).
+	// ErrUnauthorized means the vault rejected the bearer token (401).
 	ErrUnauthorized = errors.New("keyvault: unauthorized")
-	// ErrAuth: no token could be obtained from Microsoft Entra ID (or from the credential's own source).
+	// ErrAuth means no token could be obtained from Microsoft Entra ID (or from the credential's own source).
 	ErrAuth = errors.New("keyvault: authentication failed")
-	// ErrTransient: 408, 5xx, timeouts and connection errors; worth retrying with backoff.
+	// ErrTransient means 408, 5xx, timeouts and connection errors; worth retrying with backoff.
 	ErrTransient = errors.New("keyvault: vault unavailable")
-	// ErrNotCertificate: a certificate was requested but the secret is not managed by a certificate.
+	// ErrNotCertificate means a certificate was requested but the secret is not managed by a certificate.
 	ErrNotCertificate = errors.New("keyvault: object is not a certificate")
-	// ErrTooMany: a listing exceeded the configured maximum number of items.
+	// ErrTooMany means a listing exceeded the configured maximum number of items.
 	ErrTooMany = errors.New("keyvault: too many objects")
-	// ErrInvalid: the request is invalid (bad object name or version, 400 from the vault, bad vault URL).
+	// ErrInvalid means the request is invalid (bad object name or version, 400 from the vault, bad vault URL).
 	ErrInvalid = errors.New("keyvault: invalid request")
-	// ErrUnexpected: anything else (unexpected status, TLS verification failure, ...).
+	// ErrUnexpected means anything else (unexpected status, TLS verification failure, ...).
 	ErrUnexpected = errors.New("keyvault: unexpected error")
 )
 
@@ -64,6 +64,8 @@ type Error struct {
 	InnerCode string
 	// AADSTS is the Entra ID error number (e.g. "70021") of a token failure.
 	AADSTS string
+	// TokenStatus is the HTTP status of a failed token request, 0 when unknown.
+	TokenStatus int
 	// Message is the service's error message (one line, bounded).
 	Message string
 	// RetryAfter is the delay the vault asked for with a 429 or 503, if any.
@@ -140,6 +142,27 @@ type authReasoner interface {
 	AuthHint() string
 }
 
+// Retryable reports whether err is worth retrying soon with backoff (the vault or the token
+// service is unavailable or throttling) rather than at the normal refresh interval after the user
+// fixed something (not found, disabled, forbidden, bad credentials, invalid request).
+func Retryable(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return err != nil
+	}
+	switch e.Kind {
+	case ErrTransient, ErrThrottled, ErrUnexpected:
+		return true
+	case ErrAuth:
+		return tokenServiceUnavailable(e)
+	}
+	return false
+}
+
+func tokenServiceUnavailable(e *Error) bool {
+	return e.TokenStatus >= 500 || e.TokenStatus == http.StatusTooManyRequests || e.TokenStatus == http.StatusRequestTimeout
+}
+
 // mapError turns any error of the SDK into an *Error, once.
 func mapError(op, vault string, typ ObjectType, name, version string, err error) error {
 	if err == nil {
@@ -173,6 +196,9 @@ func mapError(op, vault string, typ ObjectType, name, version string, err error)
 	case errors.As(err, &authErr), errors.As(err, &credErr):
 		e.Kind = ErrAuth
 		e.AADSTS, e.Message = aadstsOf(err)
+		if errors.As(err, &authErr) && authErr.RawResponse != nil {
+			e.TokenStatus = authErr.RawResponse.StatusCode
+		}
 	case isTLSError(err):
 		e.Kind = ErrUnexpected
 	case isNetworkError(err):
@@ -237,7 +263,7 @@ func aadstsOf(err error) (code, msg string) {
 				Codes       []int  `json:"error_codes"`
 			}
 			if json.Unmarshal(body, &doc) == nil {
-				msg = oneLine(doc.Description)
+				msg = entraMessage(doc.Description)
 				if len(doc.Codes) > 0 {
 					return strconv.Itoa(doc.Codes[0]), msg
 				}
@@ -260,6 +286,20 @@ func aadstsOf(err error) (code, msg string) {
 	}
 	return code, msg
 }
+
+// entraMessage keeps the stable part of an Entra error description: without the AADSTS prefix
+// (Error prints it) and without trace and correlation ids, so condition messages do not churn.
+func entraMessage(desc string) string {
+	desc = strings.TrimSpace(aadstsPrefix.ReplaceAllString(desc, ""))
+	for _, cut := range []string{"\r", "\n", " Trace ID:"} {
+		if i := strings.Index(desc, cut); i >= 0 {
+			desc = desc[:i]
+		}
+	}
+	return oneLine(desc)
+}
+
+var aadstsPrefix = regexp.MustCompile(`^AADSTS\d+:\s*`)
 
 func isTLSError(err error) bool {
 	var unknownAuth x509.UnknownAuthorityError

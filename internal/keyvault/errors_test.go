@@ -20,7 +20,10 @@ const secretValue = "s3cr3t-value-never-in-errors"
 func TestResponseErrorMapping(t *testing.T) {
 	type call func(ctx context.Context, c *Client) error
 	getSecret := func(ctx context.Context, c *Client) error { _, err := c.GetSecret(ctx, "db", ""); return err }
-	getCert := func(ctx context.Context, c *Client) error { _, err := c.GetCertificateSecret(ctx, "tls", ""); return err }
+	getCert := func(ctx context.Context, c *Client) error {
+		_, err := c.GetCertificateSecret(ctx, "tls", "")
+		return err
+	}
 	getKey := func(ctx context.Context, c *Client) error { _, err := c.GetKey(ctx, "signing", ""); return err }
 	list := func(ctx context.Context, c *Client) error { _, err := c.ListSecrets(ctx); return err }
 
@@ -163,7 +166,7 @@ func TestAuthErrorMapping(t *testing.T) {
 		reason string
 		hint   string
 	}{
-		{"federated mismatch", entraFailure(400, `{"error":"invalid_client","error_description":"AADSTS70021: No matching federated identity record found for presented assertion.\r\nTrace ID: x","error_codes":[70021]}`), "70021", "FederatedCredentialMismatch", "api://AzureADTokenExchange"},
+		{"federated mismatch", entraFailure(400, `{"error":"invalid_client","error_description":"AADSTS70021: No matching federated identity record found for presented assertion. Trace ID: x Correlation ID: y","error_codes":[70021]}`), "70021", "FederatedCredentialMismatch", "api://AzureADTokenExchange"},
 		{"client not found", entraFailure(400, `{"error":"unauthorized_client","error_description":"AADSTS700016: Application with identifier 'x' was not found in the directory."}`), "700016", "ClientNotFound", "client id"},
 		{"bad secret", entraFailure(401, `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.","error_codes":[7000215]}`), "7000215", "InvalidClientSecret", "client secret"},
 		{"bad certificate", entraFailure(401, `{"error":"invalid_client","error_description":"AADSTS700027: Client assertion failed signature validation.","error_codes":[700027]}`), "700027", "InvalidClientCertificate", "certificate"},
@@ -171,6 +174,8 @@ func TestAuthErrorMapping(t *testing.T) {
 		{"other aadsts", entraFailure(400, `{"error":"invalid_request","error_description":"AADSTS50011: something else","error_codes":[50011]}`), "50011", "AuthenticationFailed", "client id"},
 		{"message only", errors.New("ClientSecretCredential: AADSTS7000215: Invalid client secret provided"), "7000215", "InvalidClientSecret", "client secret"},
 		{"credential reason", reasonedError{}, "", "ServiceAccountNotFound", "create the service account"},
+		{"token service down", entraFailure(503, `{"error":"temporarily_unavailable","error_description":"AADSTS90033: A transient error has occurred.","error_codes":[90033]}`), "90033", "TokenServiceUnavailable", "retries"},
+		{"tenant mismatch", errors.New(`ClientSecretCredential isn't configured to acquire tokens for tenant "x"`), "", "TenantMismatch", "tenant id"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -190,6 +195,8 @@ func TestAuthErrorMapping(t *testing.T) {
 			g.Expect(Reason(err)).To(Equal(tc.reason))
 			g.Expect(Hint(err)).To(ContainSubstring(tc.hint))
 			g.Expect(err.Error()).NotTo(ContainSubstring("\n"))
+			g.Expect(kvErr.Message).NotTo(ContainSubstring("Trace ID"))
+			g.Expect(kvErr.Message).NotTo(HavePrefix("AADSTS"))
 			if tc.aadsts != "" {
 				g.Expect(err.Error()).To(ContainSubstring("AADSTS" + tc.aadsts))
 			}
@@ -252,4 +259,20 @@ func TestRetryAfterParsing(t *testing.T) {
 	g.Expect(retryAfter(h("Retry-After", now.Add(10*time.Second).Format(http.TimeFormat)), now)).To(Equal(10 * time.Second))
 	g.Expect(retryAfter(h("x-ms-retry-after-ms", "250", "Retry-After", "9"), now)).To(Equal(250 * time.Millisecond))
 	g.Expect(retryAfter(h("retry-after-ms", "100", "x-ms-retry-after-ms", "250"), now)).To(Equal(100 * time.Millisecond))
+}
+
+func TestRetryable(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(Retryable(nil)).To(BeFalse())
+	g.Expect(Retryable(errors.New("x"))).To(BeTrue())
+	for kind, want := range map[error]bool{
+		ErrNotFound: false, ErrDisabled: false, ErrForbidden: false, ErrUnauthorized: false, ErrAuth: false,
+		ErrNotCertificate: false, ErrTooMany: false, ErrInvalid: false,
+		ErrTransient: true, ErrThrottled: true, ErrUnexpected: true,
+	} {
+		g.Expect(Retryable(&Error{Kind: kind})).To(Equal(want), "%v", kind)
+	}
+	g.Expect(Retryable(&Error{Kind: ErrAuth, TokenStatus: 503})).To(BeTrue())
+	g.Expect(Retryable(&Error{Kind: ErrAuth, TokenStatus: 429})).To(BeTrue())
+	g.Expect(Retryable(&Error{Kind: ErrAuth, TokenStatus: 400})).To(BeFalse())
 }

@@ -3,6 +3,7 @@ package keyvault
 import (
 	"errors"
 	"net"
+	"strings"
 )
 
 // Condition reasons returned by Reason. They are fixed CamelCase words for status conditions and events.
@@ -25,6 +26,8 @@ const (
 	ReasonInvalidClientSecret         = "InvalidClientSecret"
 	ReasonInvalidClientCertificate    = "InvalidClientCertificate"
 	ReasonTenantNotFound              = "TenantNotFound"
+	ReasonTenantMismatch              = "TenantMismatch"
+	ReasonTokenServiceUnavailable     = "TokenServiceUnavailable"
 	ReasonKeyVaultUnavailable         = "KeyVaultUnavailable"
 	ReasonVaultNotResolvable          = "VaultNotResolvable"
 	ReasonNotACertificate             = "NotACertificate"
@@ -72,8 +75,14 @@ func Reason(err error) string {
 		if errors.As(e.Err, &ar) && ar.AuthReason() != "" {
 			return ar.AuthReason()
 		}
+		if tokenServiceUnavailable(e) {
+			return ReasonTokenServiceUnavailable
+		}
 		if r, ok := aadstsReasons[e.AADSTS]; ok {
 			return r
+		}
+		if e.AADSTS == "" && strings.Contains(e.Message, "configured to acquire tokens for tenant") {
+			return ReasonTenantMismatch // azidentity refused the tenant named by the vault's challenge
 		}
 		return ReasonAuthenticationFailed
 	case ErrTransient:
@@ -146,6 +155,10 @@ func Hint(err error) string {
 		return "upload the certificate to the Entra application, or reference the certificate whose key signs the assertion"
 	case ReasonTenantNotFound:
 		return "check the tenant id"
+	case ReasonTokenServiceUnavailable:
+		return "Microsoft Entra ID did not issue a token (unavailable or throttling); vaultsync retries with backoff"
+	case ReasonTenantMismatch:
+		return "the vault belongs to another tenant than the identity: set the identity's tenant id to the vault's tenant"
 	case ReasonAuthenticationFailed:
 		var ar authReasoner
 		if e != nil && errors.As(e.Err, &ar) && ar.AuthHint() != "" {

@@ -55,13 +55,20 @@ type CertBundle struct {
 // (a PFX protected by a password: use [ParsePFX]), ErrNoPrivateKey or
 // ErrUnsupportedKey.
 func ParseCertificateSecret(contentType string, value string) (*CertBundle, error) {
+	return ParseCertificateSecretWithPassword(contentType, value, "")
+}
+
+// ParseCertificateSecretWithPassword is [ParseCertificateSecret] for a value
+// that may be a password-protected PKCS#12 file (for example one uploaded as
+// a plain secret). The password is used for PKCS#12 only.
+func ParseCertificateSecretWithPassword(contentType, value, password string) (*CertBundle, error) {
 	switch normalizeContentType(contentType) {
 	case ContentTypePKCS12:
 		der, ok := decodeBase64([]byte(value))
 		if !ok {
 			return nil, fmt.Errorf("%w: content type is %s but the value is not base64", ErrNotCertificate, ContentTypePKCS12)
 		}
-		return ParsePFX(der, "")
+		return ParsePFX(der, password)
 	case ContentTypePEM:
 		return ParsePEM([]byte(value))
 	case ContentTypeDER:
@@ -71,7 +78,7 @@ func ParseCertificateSecret(contentType string, value string) (*CertBundle, erro
 		}
 		return parseDER(der)
 	}
-	return sniffCertificate([]byte(value))
+	return sniffCertificate([]byte(value), password)
 }
 
 func normalizeContentType(ct string) string {
@@ -82,12 +89,12 @@ func normalizeContentType(ct string) string {
 }
 
 // sniffCertificate detects PEM, base64 PKCS#12 or base64 DER.
-func sniffCertificate(value []byte) (*CertBundle, error) {
+func sniffCertificate(value []byte, password string) (*CertBundle, error) {
 	if bytes.Contains(value, []byte("-----BEGIN ")) {
 		return ParsePEM(value)
 	}
 	if der, ok := decodeBase64(value); ok && len(der) > 0 {
-		b, err := ParsePFX(der, "")
+		b, err := ParsePFX(der, password)
 		if err == nil || errors.Is(err, ErrPFXPassword) || errors.Is(err, ErrNoPrivateKey) {
 			return b, err
 		}
@@ -103,6 +110,9 @@ func sniffCertificate(value []byte) (*CertBundle, error) {
 // own certificates). The file must hold exactly one private key and at least
 // one certificate.
 func ParsePFX(der []byte, password string) (*CertBundle, error) {
+	if err := checkPFXIterations(der); err != nil {
+		return nil, err
+	}
 	key, leaf, cas, err := pkcs12.DecodeChain(der, password)
 	if err != nil {
 		return nil, pfxError(err, password)
@@ -189,6 +199,15 @@ func parsePEMKey(block *pem.Block, n int) (crypto.PrivateKey, error) {
 	switch block.Type {
 	case "PRIVATE KEY":
 		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+		if err != nil {
+			// Some tools (old go-pkcs12 ToPEM among them) label PKCS#1 and
+			// SEC1 keys "PRIVATE KEY".
+			if k, err1 := x509.ParsePKCS1PrivateKey(block.Bytes); err1 == nil {
+				key, err = k, nil
+			} else if k, err2 := x509.ParseECPrivateKey(block.Bytes); err2 == nil {
+				key, err = k, nil
+			}
+		}
 	case "RSA PRIVATE KEY":
 		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
 	default:

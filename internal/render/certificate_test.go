@@ -45,6 +45,9 @@ func TestCertificateFormats(t *testing.T) {
 				value: pemCerts(p.inter, p.leaf, p.root) + pemPKCS8(t, p.leafKey), wantReorder: true},
 			{name: "PEM PKCS#1/SEC1 key in the middle", contentType: ContentTypePEM,
 				value: pemCerts(p.leaf) + pemLegacyKey(t, p.leafKey) + pemCerts(p.inter, p.root)},
+			{name: "PEM PKCS#1/SEC1 key mislabelled PRIVATE KEY", contentType: ContentTypePEM,
+				value: strings.Replace(strings.Replace(pemLegacyKey(t, p.leafKey), "RSA PRIVATE", "PRIVATE", 2), "EC PRIVATE", "PRIVATE", 2) +
+					pemCerts(p.leaf, p.inter, p.root)},
 			{name: "PEM without content type", contentType: "",
 				value: pemPKCS8(t, p.leafKey) + pemCerts(p.leaf, p.inter, p.root)},
 			{name: "legacy RC2 PFX", contentType: ContentTypePKCS12, isPFX: true,
@@ -315,6 +318,14 @@ func TestParsePFXPassword(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(b.Certificates).To(HaveLen(3))
 		g.Expect(b.PrivateKey).NotTo(BeNil())
+		for _, ct := range []string{ContentTypePKCS12, ""} {
+			b, err = ParseCertificateSecretWithPassword(ct, b64(der), "correct horse")
+			g.Expect(err).NotTo(HaveOccurred())
+			_, err = BuildCertificate(b)
+			g.Expect(err).NotTo(HaveOccurred())
+			_, err = ParseCertificateSecretWithPassword(ct, b64(der), "wrong")
+			g.Expect(err).To(MatchError(ErrPFXPassword))
+		}
 	}
 }
 
@@ -407,4 +418,25 @@ func TestCertificateOutputs(t *testing.T) {
 		g.Expect(cert.Warnings).To(ConsistOf(ContainSubstring(`ignored PEM block 2 of type "X509 CRL"`)))
 		g.Expect(strings.Count(string(cert.ChainPEM()), "BEGIN CERTIFICATE")).To(Equal(2))
 	})
+}
+
+func TestPFXIterationBound(t *testing.T) {
+	p := newPKI(t, "ecdsa", "iter")
+	for name, enc := range map[string]*pkcs12.Encoder{"legacy": pkcs12.Legacy, "modern": pkcs12.Modern, "modern2026": pkcs12.Modern2026} {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			// 65536 iterations: allowed, and encoded as INTEGER 02 03 01 00 00.
+			der := encodePFX(t, enc.WithIterations(1<<16), p, p.leaf, []*x509.Certificate{p.inter}, "")
+			_, err := ParseCertificateSecret(ContentTypePKCS12, b64(der))
+			g.Expect(err).NotTo(HaveOccurred())
+
+			// The same file asking for 8,388,607 iterations is refused before
+			// any key derivation runs.
+			huge := bytes.ReplaceAll(der, []byte{2, 3, 1, 0, 0}, []byte{2, 3, 0x7f, 0xff, 0xff})
+			g.Expect(huge).NotTo(Equal(der))
+			_, err = ParseCertificateSecret(ContentTypePKCS12, b64(huge))
+			g.Expect(err).To(MatchError(ErrNotCertificate))
+			g.Expect(err.Error()).To(ContainSubstring("8388607 key-derivation iterations"))
+		})
+	}
 }

@@ -37,6 +37,9 @@ func (c Chain) Certificates() []*x509.Certificate {
 // ServerChain returns what a TLS server sends: leaf then intermediates,
 // without the root.
 func (c Chain) ServerChain() []*x509.Certificate {
+	if c.Leaf == nil {
+		return nil
+	}
 	return append([]*x509.Certificate{c.Leaf}, c.Intermediates...)
 }
 

@@ -10,6 +10,15 @@
 // [BuildCertificate]) and keys into PEM or JWK ([PublicKeyPEM],
 // [PublicKeyJWK]), and finally checks the size limit ([CheckSize]).
 //
+// A certificate item goes through three steps:
+//
+//	bundle, err := render.ParseCertificateSecret(secret.ContentType, secret.Value)
+//	cert, err := render.BuildCertificate(bundle) // orders the chain, checks the key
+//	data, err := cert.Render(render.FormatPEM, item.Key)
+//	// cert.Info.NotAfter for status, cert.Warnings for an event
+//
+// A key item: render.RenderKey(jwk, render.KeyFormatPEM).
+//
 // Errors wrap one of the sentinel errors declared in errors.go, so callers can
 // use errors.Is, or [Reason] for a fixed CamelCase condition reason. Error
 // messages name keys, paths, templates and certificate subjects, but never

@@ -68,6 +68,9 @@ func FuzzRenderTemplates(f *testing.F) {
 	})
 }
 
+// FuzzParseCertificateSecret runs the whole certificate path. Its inputs are
+// kilobytes of PEM or base64, so the fuzzer's minimization of each new input
+// takes long; -fuzzminimizetime=2s keeps short runs productive.
 func FuzzParseCertificateSecret(f *testing.F) {
 	p := newPKI(f, "ecdsa", "fuzz")
 	pemValue := pemPKCS8(f, p.leafKey) + pemCerts(p.root, p.leaf, p.inter)

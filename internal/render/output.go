@@ -142,7 +142,8 @@ func (c *Certificate) ChainPEM() []byte {
 }
 
 // PFX returns the original PKCS#12 bytes when the source was PKCS#12 (Key
-// Vault's file, byte for byte). Otherwise it encodes the key and the ordered
+// Vault's file, byte for byte, in its original certificate order; a file
+// opened with a password keeps that password). Otherwise it encodes the key and the ordered
 // chain as a PKCS#12 file with an empty password using go-pkcs12's Modern
 // profile (AES-256-CBC, PBKDF2, HMAC-SHA-256). The salts and IVs of that
 // encoding are derived from the content, so the same input always gives the

@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -183,7 +184,40 @@ func (w *Writer) Apply(ctx context.Context, owner Owner, existing *corev1.Secret
 	if err := w.Client.Apply(ctx, ac, client.FieldOwner(fieldOwner), client.ForceOwnership); err != nil {
 		return Result{}, fmt.Errorf("applying Secret %q: %w", d.Name, err)
 	}
+	// Server-side apply leaves keys that someone else added. A Secret this
+	// VaultSecret owns outright holds exactly the desired keys, so remove
+	// them (this only happens after a drift).
+	if existing != nil && d.Policy != PolicyMerge {
+		var extra []string
+		for k := range existing.Data {
+			if _, ok := d.Data[k]; !ok {
+				extra = append(extra, k)
+			}
+		}
+		if len(extra) > 0 {
+			if err := w.removeKeys(ctx, owner.Namespace, d.Name, extra); err != nil {
+				return Result{}, err
+			}
+		}
+	}
 	return Result{Written: true, Created: existing == nil}, nil
+}
+
+// removeKeys deletes data keys with a JSON merge patch.
+func (w *Writer) removeKeys(ctx context.Context, namespace, name string, keys []string) error {
+	null := map[string]any{}
+	for _, k := range keys {
+		null[k] = nil
+	}
+	body, err := json.Marshal(map[string]any{"data": null})
+	if err != nil {
+		return err
+	}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
+	if err := w.Client.Patch(ctx, s, client.RawPatch(types.MergePatchType, body), client.FieldOwner(FieldOwner)); err != nil {
+		return fmt.Errorf("removing foreign keys from Secret %q: %w", name, err)
+	}
+	return nil
 }
 
 func desiredLabels(d Desired) map[string]string {

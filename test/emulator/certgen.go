@@ -47,7 +47,7 @@ func generateChain(name string, g *GenerateCertificate) (*certMaterial, error) {
 			NotAfter:              now.Add(validity + 365*24*time.Hour),
 			IsCA:                  true,
 			BasicConstraintsValid: true,
-			MaxPath:               pathLen,
+			MaxPathLen:            pathLen,
 			MaxPathLenZero:        pathLen == 0,
 			KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		}

@@ -69,6 +69,15 @@ type (
 	Duration = admin.Duration
 )
 
+// DurationOf returns a *Duration of d.
+func DurationOf(d time.Duration) *Duration { return admin.DurationOf(d) }
+
+// Content types of a certificate's secret.
+const (
+	ContentTypePKCS12 = admin.ContentTypePKCS12
+	ContentTypePEM    = admin.ContentTypePEM
+)
+
 // DefaultTenantID is the tenant used when the configuration names none.
 const DefaultTenantID = "8d1c7e4a-3f2b-4a6c-9e0d-5b7a1c2e3f40"
 

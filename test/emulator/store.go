@@ -100,7 +100,7 @@ func newCollection() collection {
 	return collection{live: map[string]*object{}, deleted: map[string]*object{}}
 }
 
-func (c *collection) get(name string) *object     { return c.live[strings.ToLower(name)] }
+func (c *collection) get(name string) *object        { return c.live[strings.ToLower(name)] }
 func (c *collection) getDeleted(name string) *object { return c.deleted[strings.ToLower(name)] }
 
 // sorted returns objects in name order.

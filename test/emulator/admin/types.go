@@ -16,9 +16,6 @@ type Duration struct {
 	time.Duration
 }
 
-// D returns a Duration of d.
-func D(d time.Duration) *Duration { return &Duration{Duration: d} }
-
 // MarshalJSON writes the duration as a string.
 func (d Duration) MarshalJSON() ([]byte, error) {
 	return json.Marshal(d.String())
@@ -368,3 +365,6 @@ type Token struct {
 type Error struct {
 	Error string `json:"error"`
 }
+
+// DurationOf returns a *Duration of d (a convenience for literals).
+func DurationOf(d time.Duration) *Duration { return &Duration{Duration: d} }

@@ -1,0 +1,74 @@
+{{/* Chart name, overridable with nameOverride. */}}
+{{- define "vaultsync.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name of the release's objects: fullnameOverride, else the release name when it
+already contains the chart name, else <release>-<chart>. Truncated to leave room for
+the longest suffix the chart appends ("-metrics-reader").
+*/}}
+{{- define "vaultsync.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 47 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 47 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 47 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* chart label value: <name>-<version>. */}}
+{{- define "vaultsync.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels of every object. */}}
+{{- define "vaultsync.labels" -}}
+helm.sh/chart: {{ include "vaultsync.chart" . }}
+app.kubernetes.io/name: {{ include "vaultsync.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: vaultsync
+{{- end }}
+
+{{/* Labels that select the manager pods; never change them (Deployment selectors are immutable). */}}
+{{- define "vaultsync.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "vaultsync.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: manager
+{{- end }}
+
+{{/* Name of the manager's ServiceAccount. */}}
+{{- define "vaultsync.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "vaultsync.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Name of the Secret holding the HMAC key of status.dataHash. */}}
+{{- define "vaultsync.hashKeySecret" -}}
+{{- default (printf "%s-hash-key" (include "vaultsync.fullname" .)) .Values.manager.hashKeySecret }}
+{{- end }}
+
+{{/* Image reference: repository@digest, else repository:tag (tag defaults to appVersion). */}}
+{{- define "vaultsync.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The ServiceAccount as an RBAC subject. */}}
+{{- define "vaultsync.subject" -}}
+- kind: ServiceAccount
+  name: {{ include "vaultsync.serviceAccountName" . }}
+  namespace: {{ .Release.Namespace }}
+{{- end }}

@@ -1,0 +1,181 @@
+package controllers_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/vaultsync/vaultsync/controllers"
+	"github.com/vaultsync/vaultsync/test/controlplane"
+	"github.com/vaultsync/vaultsync/test/emulator"
+)
+
+// The suite runs the real manager against the real kube-apiserver (with the
+// garbage collector of kube-controller-manager) and the Key Vault emulator,
+// reached through its proxy exactly as production reaches Azure.
+
+const (
+	vaultName = "demo"
+	appClient = "5b1e7c2a-3d4f-4a6b-9c8d-0e1f2a3b4c5d" // identity "app" of hack/demo/emulator.yaml
+)
+
+var (
+	ctx      context.Context
+	cancel   context.CancelFunc
+	cp       *controlplane.ControlPlane
+	emu      *emulator.Emulator
+	k8s      client.Client
+	scheme   = runtime.NewScheme()
+	issuer   string
+	jwks     json.RawMessage
+	tenantID string
+	vaultURL string
+	logs     = &syncBuffer{}
+	nsSeq    atomic.Int64
+)
+
+// syncBuffer collects every log line of the manager, for the leak test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestControllers(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "VaultSecret controller suite")
+}
+
+var _ = BeforeSuite(func() {
+	ctx, cancel = context.WithCancel(context.Background())
+	root, err := controlplane.RepoRoot()
+	Expect(err).NotTo(HaveOccurred())
+
+	// The proxy and CA environment must be in place before any HTTP client
+	// of this process exists (Go reads it once).
+	opts, err := emulator.PrepareEnv(GinkgoT().TempDir())
+	Expect(err).NotTo(HaveOccurred())
+
+	cp, err = controlplane.Start(ctx, controlplane.Options{
+		CRDDirectoryPaths: []string{filepath.Join(root, "config", "crd", "bases")},
+		ControllerManager: true,
+	})
+	Expect(err).NotTo(HaveOccurred())
+	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
+	Expect(controllers.AddToScheme(scheme)).To(Succeed())
+	k8s, err = client.New(cp.Config, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+
+	// The service-account issuer and its keys, for the federated credentials.
+	issuer, jwks = issuerAndKeys()
+
+	cfg, err := emulator.LoadConfig(filepath.Join(root, "hack", "demo", "emulator.yaml"))
+	Expect(err).NotTo(HaveOccurred())
+	tenantID = cfg.TenantID
+	emu, err = emulator.Start(ctx, cfg, opts)
+	Expect(err).NotTo(HaveOccurred())
+	vaultURL = emu.VaultURL(vaultName)
+	Expect(emu.AddVault(emulator.Vault{Name: "locked"})).To(Succeed()) // no role for anyone
+
+	ctrl.SetLogger(zap.New(zap.WriteTo(io.MultiWriter(logs, GinkgoWriter)), zap.UseDevMode(true), zap.Level(zapcore.Level(-5))))
+	cacheOpts := cache.Options{}
+	controllers.RestrictCache(&cacheOpts)
+	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  cacheOpts,
+	})
+	Expect(err).NotTo(HaveOccurred())
+	o := controllers.DefaultOptions()
+	o.HashKey = []byte("suite-hash-key-suite-hash-key-32")
+	o.BackoffMin, o.BackoffMax = 200*time.Millisecond, 2*time.Second
+	Expect(controllers.Setup(mgr, o)).To(Succeed())
+	go func() {
+		defer GinkgoRecover()
+		Expect(mgr.Start(ctx)).To(Succeed())
+	}()
+})
+
+var _ = AfterSuite(func() {
+	if cancel != nil {
+		cancel()
+	}
+	if emu != nil {
+		emu.Close()
+	}
+	if cp != nil {
+		cp.Stop()
+	}
+})
+
+func issuerAndKeys() (string, json.RawMessage) {
+	rc := cpRESTClient()
+	raw, err := rc.Get().AbsPath("/.well-known/openid-configuration").DoRaw(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	var doc struct {
+		Issuer string `json:"issuer"`
+	}
+	Expect(json.Unmarshal(raw, &doc)).To(Succeed())
+	keys, err := rc.Get().AbsPath("/openid/v1/jwks").DoRaw(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	return doc.Issuer, keys
+}
+
+// newNamespace creates a namespace with a ServiceAccount "app" federated
+// with the emulator's identity "app".
+func newNamespace() string {
+	ns := fmt.Sprintf("vs-%d", nsSeq.Add(1))
+	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	Expect(k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{
+		Namespace: ns, Name: "app",
+		Annotations: map[string]string{
+			"azure.workload.identity/client-id": appClient,
+			"azure.workload.identity/tenant-id": tenantID,
+		},
+	}})).To(Succeed())
+	Expect(emu.AddFederatedCredential("app", emulator.FederatedCredential{
+		Name: ns, Issuer: issuer, Subject: "system:serviceaccount:" + ns + ":app",
+		Audience: "api://AzureADTokenExchange", JWKS: jwks,
+	})).To(Succeed())
+	return ns
+}
+
+func cpRESTClient() rest.Interface {
+	cs, err := kubernetes.NewForConfig(cp.Config)
+	Expect(err).NotTo(HaveOccurred())
+	return cs.Discovery().RESTClient()
+}

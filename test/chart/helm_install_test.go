@@ -1,0 +1,137 @@
+/*
+Copyright 2026 The vaultsync Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package chart
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// TestHelmInstallUpgradeUninstall installs the chart with the real helm into
+// the local control plane, upgrades it to other values and uninstalls it.
+func TestHelmInstallUpgradeUninstall(t *testing.T) {
+	helm := helmBin(t)
+	c := startCluster(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	const release = "vaultsync"
+	ns := func(name string) client.ObjectKey { return client.ObjectKey{Namespace: releaseNamespace, Name: name} }
+	cluster := func(name string) client.ObjectKey { return client.ObjectKey{Name: name} }
+	crdName := generatedCRDs(t)[0].GetName()
+
+	// Install with the default values.
+	out := c.tools.must(nil, helm, "install", release, chartRel, "--namespace", releaseNamespace, "--create-namespace")
+	g.Expect(out).To(ContainSubstring("STATUS: deployed"))
+	g.Expect(out).To(ContainSubstring("kind: VaultSecret"), "NOTES.txt shows how to create a first VaultSecret")
+
+	installed := []struct {
+		obj client.Object
+		key client.ObjectKey
+	}{
+		{&apiextensionsv1.CustomResourceDefinition{}, cluster(crdName)},
+		{&corev1.ServiceAccount{}, ns("vaultsync")},
+		{&appsv1.Deployment{}, ns("vaultsync")},
+		{&corev1.Service{}, ns("vaultsync-metrics")},
+		{&rbacv1.ClusterRole{}, cluster("vaultsync-manager")},
+		{&rbacv1.ClusterRoleBinding{}, cluster("vaultsync-manager")},
+		{&rbacv1.ClusterRole{}, cluster("vaultsync-metrics-auth")},
+		{&rbacv1.ClusterRoleBinding{}, cluster("vaultsync-metrics-auth")},
+		{&rbacv1.ClusterRole{}, cluster("vaultsync-metrics-reader")},
+		{&rbacv1.Role{}, ns("vaultsync-leader-election")},
+		{&rbacv1.RoleBinding{}, ns("vaultsync-leader-election")},
+	}
+	for _, o := range installed {
+		g.Expect(c.exists(o.obj, o.key)()).To(BeTrue(), "%T %s after helm install", o.obj, o.key)
+	}
+	cr := &rbacv1.ClusterRole{}
+	g.Expect(c.client.Get(ctx, cluster("vaultsync-manager"), cr)).To(Succeed())
+	g.Expect(cr.Rules).To(Equal(generatedManagerRules(t)))
+	d := &appsv1.Deployment{}
+	g.Expect(c.client.Get(ctx, ns("vaultsync"), d)).To(Succeed())
+	g.Expect(d.Spec.Replicas).To(HaveValue(Equal(int32(1))))
+	g.Expect(d.Spec.Template.Spec.Containers[0].SecurityContext.ReadOnlyRootFilesystem).To(HaveValue(BeTrue()))
+
+	// The CRD serves VaultSecrets; one is created to outlive the uninstall.
+	c.waitEstablished(g, crdName)
+	c.kubectl("", "create", "namespace", "team-a")
+	c.kubectl(sampleVaultSecret("team-a", "db"), "apply", "-f", "-")
+
+	// The CRD is part of the release (templates/, not crds/), so upgrades upgrade it.
+	g.Expect(c.tools.must(nil, helm, "get", "manifest", release, "--namespace", releaseNamespace)).
+		To(ContainSubstring("kind: CustomResourceDefinition"))
+
+	// Upgrade: two replicas with a PDB, and watch only team-a.
+	out = c.tools.must(nil, helm, "upgrade", release, chartRel, "--namespace", releaseNamespace,
+		"--values", valuesFile(t, valuesHA+valuesWorkloadIdentity+"watchNamespaces: [team-a]\n"))
+	g.Expect(out).To(ContainSubstring("STATUS: deployed"))
+	g.Expect(out).To(ContainSubstring("REVISION: 2"))
+	g.Expect(c.client.Get(ctx, ns("vaultsync"), d)).To(Succeed())
+	g.Expect(d.Spec.Replicas).To(HaveValue(Equal(int32(2))))
+	g.Expect(d.Spec.Template.Spec.Containers[0].Args).To(ContainElement("--watch-namespaces=team-a"))
+	g.Expect(d.Spec.Template.Labels).To(HaveKeyWithValue("azure.workload.identity/use", "true"))
+	g.Expect(c.exists(&policyv1.PodDisruptionBudget{}, ns("vaultsync"))()).To(BeTrue())
+	sa := &corev1.ServiceAccount{}
+	g.Expect(c.client.Get(ctx, ns("vaultsync"), sa)).To(Succeed())
+	g.Expect(sa.Annotations).To(HaveKey("azure.workload.identity/client-id"))
+	g.Expect(c.exists(&rbacv1.Role{}, client.ObjectKey{Namespace: "team-a", Name: "vaultsync-manager"})()).To(BeTrue())
+	g.Expect(c.exists(&rbacv1.RoleBinding{}, client.ObjectKey{Namespace: "team-a", Name: "vaultsync-manager"})()).To(BeTrue())
+	g.Expect(c.exists(&rbacv1.Role{}, ns("vaultsync-hash-key"))()).To(BeTrue())
+	// The cluster-wide manager rights are gone.
+	g.Eventually(c.exists(&rbacv1.ClusterRole{}, cluster("vaultsync-manager"))).WithTimeout(eventually).Should(BeFalse())
+	g.Eventually(c.exists(&rbacv1.ClusterRoleBinding{}, cluster("vaultsync-manager"))).WithTimeout(eventually).Should(BeFalse())
+
+	// Uninstall: everything goes except the CRD and the VaultSecrets.
+	out = c.tools.must(nil, helm, "uninstall", release, "--namespace", releaseNamespace)
+	g.Expect(out).To(ContainSubstring("uninstalled"))
+	gone := append(installed[1:],
+		struct {
+			obj client.Object
+			key client.ObjectKey
+		}{&policyv1.PodDisruptionBudget{}, ns("vaultsync")},
+		struct {
+			obj client.Object
+			key client.ObjectKey
+		}{&rbacv1.Role{}, client.ObjectKey{Namespace: "team-a", Name: "vaultsync-manager"}},
+	)
+	for _, o := range gone {
+		g.Eventually(c.exists(o.obj, o.key)).WithTimeout(eventually).WithPolling(200*time.Millisecond).
+			Should(BeFalse(), "%T %s after helm uninstall", o.obj, o.key)
+	}
+	// helm uninstall deletes synchronously: a CRD it meant to delete would be
+	// gone or terminating by now.
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	g.Expect(c.client.Get(ctx, cluster(crdName), crd)).To(Succeed(), "helm uninstall must keep the CRD")
+	g.Expect(crd.DeletionTimestamp).To(BeNil(), "helm uninstall must keep the CRD")
+	vs := &unstructured.Unstructured{}
+	vs.SetAPIVersion("vaultsync.io/v1alpha1")
+	vs.SetKind("VaultSecret")
+	g.Expect(c.client.Get(ctx, client.ObjectKey{Namespace: "team-a", Name: "db"}, vs)).To(Succeed(), "VaultSecrets survive helm uninstall")
+
+	// Installing again adopts the kept CRD.
+	c.tools.must(nil, helm, "install", release, chartRel, "--namespace", releaseNamespace)
+	g.Expect(c.exists(&appsv1.Deployment{}, ns("vaultsync"))()).To(BeTrue())
+}
