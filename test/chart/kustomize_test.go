@@ -111,14 +111,20 @@ func TestKubectlApplyKustomize(t *testing.T) {
 
 	c.waitEstablished(g, crdName)
 
-	// The samples, when the repository has them.
+	// The samples, when the repository has them: the CRD accepts every one.
 	samples := filepath.Join(repoRoot(t), "config", "samples")
+	sampleCount := 0
 	if _, err := os.Stat(samples); err != nil {
 		t.Log("config/samples does not exist: skipping kubectl apply of the samples")
-	} else if _, err := os.Stat(filepath.Join(samples, "kustomization.yaml")); err == nil {
-		c.kubectl("", "apply", "-k", "config/samples")
 	} else {
-		c.kubectl("", "apply", "-f", "config/samples/")
+		var out string
+		if _, err := os.Stat(filepath.Join(samples, "kustomization.yaml")); err == nil {
+			out = c.kubectl("", "apply", "-k", "config/samples")
+		} else {
+			out = c.kubectl("", "apply", "-f", "config/samples/")
+		}
+		sampleCount = strings.Count(out, "vaultsecret.vaultsync.io/")
+		g.Expect(sampleCount).To(BeNumerically(">", 0), "config/samples holds no VaultSecret: %s", out)
 	}
 
 	// A VaultSecret of our own, so the columns are checked in any case.
@@ -134,6 +140,12 @@ func TestKubectlApplyKustomize(t *testing.T) {
 	g.Expect(lines).To(HaveLen(2), out)
 	g.Expect(strings.Fields(lines[0])).To(Equal([]string{"NAME", "READY", "REASON", "LAST", "SYNC", "AGE"}), out)
 	g.Expect(lines[1]).To(HavePrefix("db "))
+	if sampleCount > 0 {
+		out = c.kubectl("", "get", "vaultsecrets", "--all-namespaces")
+		lines = strings.Split(strings.TrimSpace(out), "\n")
+		g.Expect(strings.Fields(lines[0])).To(Equal([]string{"NAMESPACE", "NAME", "READY", "REASON", "LAST", "SYNC", "AGE"}), out)
+		g.Expect(lines).To(HaveLen(1+sampleCount+1), out)
+	}
 	// The short name and category work too.
 	g.Expect(c.kubectl("", "get", "vs", "--namespace", "team-a", "-o", "name")).To(ContainSubstring("vaultsecret.vaultsync.io/db"))
 	g.Expect(c.kubectl("", "get", "vaultsync", "--namespace", "team-a", "-o", "name")).To(ContainSubstring("vaultsecret.vaultsync.io/db"))
