@@ -60,10 +60,12 @@ lint: golangci-lint ## Run golangci-lint.
 
 .PHONY: verify
 verify: manifests generate chart-crds ## Regenerate everything and fail if the tree changed.
-	git diff --exit-code -- api config charts docs || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+	@if [ -n "$$(git status --porcelain -- api config charts docs)" ]; then \
+		git status --porcelain -- api config charts docs; git diff -- api config charts docs | head -50; \
+		echo "generated files are stale: run 'make manifests generate chart-crds' and commit"; exit 1; fi
 
 .PHONY: test
-test: envtest-bins vet ## Unit, emulator and envtest suites.
+test: envtest-bins helm vet ## Unit, emulator, admission, controller, chart and control-plane suites.
 	go test -timeout $(TEST_TIMEOUT) -count=1 ./...
 
 ##@ Build

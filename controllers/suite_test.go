@@ -131,6 +131,9 @@ var _ = BeforeSuite(func() {
 })
 
 var _ = AfterSuite(func() {
+	if emu != nil && cp != nil {
+		checkNoLeaks() // while the control plane still runs
+	}
 	if cancel != nil {
 		cancel()
 	}

@@ -95,6 +95,7 @@ func secretValue(ns, name, key string) func() string {
 
 func setSecret(name, value string) emulator.VersionInfo {
 	GinkgoHelper()
+	rememberValue(value)
 	v, err := emu.SetSecret(vaultName, name, emulator.SecretVersion{Value: value})
 	Expect(err).NotTo(HaveOccurred())
 	return v
@@ -180,14 +181,14 @@ var _ = Describe("VaultSecret", func() {
 	})
 
 	It("pins a version", func() {
-		v1 := setSecret("pinned", "first")
-		setSecret("pinned", "second")
+		v1 := setSecret("pinned", "pinned-first-value")
+		setSecret("pinned", "pinned-second-value")
 		createVS(ns, "pin", v1alpha1.VaultSecretSpec{Data: []v1alpha1.DataItem{
 			{Key: "old", Remote: v1alpha1.RemoteRef{Name: "pinned", Version: v1.Version}},
 			{Key: "new", Remote: v1alpha1.RemoteRef{Name: "pinned"}},
 		}})
 		expectReady(ns, "pin")
-		Expect(getSecret(ns, "pin").Data).To(Equal(map[string][]byte{"old": []byte("first"), "new": []byte("second")}))
+		Expect(getSecret(ns, "pin").Data).To(Equal(map[string][]byte{"old": []byte("pinned-first-value"), "new": []byte("pinned-second-value")}))
 	})
 
 	DescribeTable("certificates with a 3-level chain become a TLS Secret",
@@ -248,19 +249,19 @@ var _ = Describe("VaultSecret", func() {
 	})
 
 	It("picks up a rotation immediately on force-sync, with one event", func() {
-		setSecret("rotating", "v-one")
+		setSecret("rotating", "rotation-value-one")
 		createVS(ns, "rot", v1alpha1.VaultSecretSpec{Data: []v1alpha1.DataItem{{Key: "v", Remote: v1alpha1.RemoteRef{Name: "rotating"}}}})
 		before := expectReady(ns, "rot")
-		v2 := setSecret("rotating", "v-two")
+		v2 := setSecret("rotating", "rotation-value-two")
 		forceSync(ns, "rot", "1")
-		Eventually(secretValue(ns, "rot", "v"), timeout).Should(Equal("v-two"))
+		Eventually(secretValue(ns, "rot", "v"), timeout).Should(Equal("rotation-value-two"))
 		Eventually(func() string { return getVS(ns, "rot").Status.SyncedVersions["v"] }, timeout).Should(Equal(v2.Version))
 		Expect(getVS(ns, "rot").Status.DataHash).NotTo(Equal(before.Status.DataHash))
 		Eventually(func() []string { return eventReasons(ns, "rot") }, timeout).Should(ContainElement("Updated"))
 	})
 
 	It("restores a managed Secret edited or deleted by someone else", func() {
-		setSecret("drift", "original")
+		setSecret("drift", "drift-original-value")
 		createVS(ns, "drift", v1alpha1.VaultSecretSpec{Data: []v1alpha1.DataItem{{Key: "v", Remote: v1alpha1.RemoteRef{Name: "drift"}}}})
 		expectReady(ns, "drift")
 		s := getSecret(ns, "drift")
@@ -268,9 +269,9 @@ var _ = Describe("VaultSecret", func() {
 		s.Data["extra"] = []byte("x")
 		Expect(k8s.Update(ctx, s)).To(Succeed())
 		Eventually(func() map[string][]byte { return getSecret(ns, "drift").Data }, timeout).Should(
-			Equal(map[string][]byte{"v": []byte("original")}))
+			Equal(map[string][]byte{"v": []byte("drift-original-value")}))
 		Expect(k8s.Delete(ctx, getSecret(ns, "drift"))).To(Succeed())
-		Eventually(secretValue(ns, "drift", "v"), timeout).Should(Equal("original"))
+		Eventually(secretValue(ns, "drift", "v"), timeout).Should(Equal("drift-original-value"))
 	})
 
 	It("never takes over a Secret it does not manage, and two VaultSecrets cannot share one", func() {
@@ -345,7 +346,7 @@ var _ = Describe("VaultSecret", func() {
 	})
 
 	It("deletes an Owner Secret with its VaultSecret and leaves an Orphan one", func() {
-		setSecret("gc", "collect-me")
+		setSecret("gc", "collect-me-value")
 		owned := createVS(ns, "owned", v1alpha1.VaultSecretSpec{Data: []v1alpha1.DataItem{{Key: "v", Remote: v1alpha1.RemoteRef{Name: "gc"}}}})
 		orphan := createVS(ns, "orphan", v1alpha1.VaultSecretSpec{
 			Target: v1alpha1.SecretTarget{CreationPolicy: v1alpha1.CreationPolicyOrphan},
@@ -359,7 +360,7 @@ var _ = Describe("VaultSecret", func() {
 		Eventually(func() bool {
 			return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "owned"}, &corev1.Secret{}))
 		}, timeout).Should(BeTrue(), "the garbage collector deletes the owned Secret")
-		Consistently(secretValue(ns, "orphan", "v"), 2*time.Second).Should(Equal("collect-me"))
+		Consistently(secretValue(ns, "orphan", "v"), 2*time.Second).Should(Equal("collect-me-value"))
 	})
 
 	It("merges keys into an existing Secret and removes only its own", func() {

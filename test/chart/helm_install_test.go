@@ -18,6 +18,7 @@ package chart
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,7 +47,8 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	// Install with the default values.
 	out := c.tools.must(nil, helm, "install", release, chartRel, "--namespace", releaseNamespace, "--create-namespace")
 	g.Expect(out).To(ContainSubstring("STATUS: deployed"))
-	g.Expect(out).To(ContainSubstring("kind: VaultSecret"), "NOTES.txt shows how to create a first VaultSecret")
+	notesExample := notesVaultSecret(out)
+	g.Expect(notesExample).To(ContainSubstring("kind: VaultSecret"), "NOTES.txt shows how to create a first VaultSecret:\n%s", out)
 
 	installed := []struct {
 		obj client.Object
@@ -79,6 +81,9 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	c.waitEstablished(g, crdName)
 	c.kubectl("", "create", "namespace", "team-a")
 	c.kubectl(sampleVaultSecret("team-a", "db"), "apply", "-f", "-")
+	// The example of NOTES.txt passes the CRD's validation.
+	c.kubectl("", "create", "namespace", "my-app")
+	g.Expect(c.kubectl(notesExample, "apply", "--dry-run=server", "-f", "-")).To(ContainSubstring("created (server dry run)"))
 
 	// The CRD is part of the release (templates/, not crds/), so upgrades upgrade it.
 	g.Expect(c.tools.must(nil, helm, "get", "manifest", release, "--namespace", releaseNamespace)).
@@ -134,4 +139,25 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	// Installing again adopts the kept CRD.
 	c.tools.must(nil, helm, "install", release, chartRel, "--namespace", releaseNamespace)
 	g.Expect(c.exists(&appsv1.Deployment{}, ns("vaultsync"))()).To(BeTrue())
+}
+
+// notesVaultSecret cuts the example VaultSecret out of the release notes
+// printed by helm install: from its apiVersion line to the first line that is
+// neither YAML nor blank inside it.
+func notesVaultSecret(out string) string {
+	var b strings.Builder
+	in := false
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "apiVersion: vaultsync.io/") {
+			in = true
+		}
+		if !in {
+			continue
+		}
+		if strings.HasPrefix(line, "   and apply") {
+			break
+		}
+		b.WriteString(line + "\n")
+	}
+	return b.String()
 }

@@ -201,6 +201,9 @@ func TestTemplateCommon(t *testing.T) {
 			g.Expect(convert[rbacv1.Role](t, le).Rules).To(Equal([]rbacv1.PolicyRule{{
 				APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"},
 				Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"},
+			}, {
+				// controller-runtime's leader election records core/v1 Events.
+				APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"},
 			}}))
 			expectBinding(g, t, m, "RoleBinding", releaseNamespace, "vaultsync-leader-election", "Role")
 			for _, r := range allRules(t, m) {

@@ -1,0 +1,328 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/vaultsync/vaultsync/api/v1alpha1"
+	"github.com/vaultsync/vaultsync/test/controlplane"
+	"github.com/vaultsync/vaultsync/test/e2e/localenv"
+	"github.com/vaultsync/vaultsync/test/emulator/admin"
+)
+
+// The rotated sample: Key Vault secret DbPassword, synced by the
+// db-credentials sample into key "password".
+const (
+	rotateVaultSecret = "db-credentials"
+	rotateObject      = "DbPassword"
+	rotateKey         = "password"
+)
+
+type options struct {
+	root, stateDir          string
+	managerBin, emulatorBin string
+	skipBuild               bool
+	namespace               string
+	timeout                 time.Duration
+}
+
+type demo struct {
+	options
+	out     io.Writer
+	started time.Time
+
+	cp         *controlplane.ControlPlane
+	k8s        client.Client
+	emu        *localenv.Emulator
+	mgr        *localenv.Process
+	managerLog string
+	synced     int
+}
+
+func (d *demo) run(ctx context.Context) error {
+	d.started = time.Now()
+	d.managerLog = filepath.Join(d.stateDir, "manager.log")
+	if err := d.buildControlPlane(ctx); err != nil {
+		return err
+	}
+	d.started = time.Now() // the time limit and the summary exclude the one-off control-plane build
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	if !d.skipBuild {
+		if err := d.step(ctx, "building bin/manager and bin/kv-emulator (make build emulator)", func(ctx context.Context) (string, error) {
+			return "", d.make(ctx, "build", "emulator")
+		}); err != nil {
+			return err
+		}
+	}
+	for _, b := range []string{d.managerBin, d.emulatorBin} {
+		if _, err := os.Stat(b); err != nil {
+			return &stepError{"checking the binaries", fmt.Errorf("%s is missing: run make build emulator", d.rel(b))}
+		}
+	}
+	if err := os.MkdirAll(d.stateDir, 0o700); err != nil {
+		return err
+	}
+
+	steps := []struct {
+		title string
+		fn    func(context.Context) (string, error)
+	}{
+		{"starting the control plane (etcd, kube-apiserver, kube-controller-manager) with the VaultSecret CRD", d.startControlPlane},
+		{"starting the Key Vault emulator (vault https://demo.vault.azure.net, Entra ID)", d.startEmulator},
+		{"configuring workload identity: ServiceAccount " + d.namespace + "/" + localenv.ServiceAccount +
+			" -> Entra application \"" + localenv.Identity + "\" (federated credential, admin API)", d.federate},
+		{"starting the operator (bin/manager, log " + d.rel(d.managerLog) + ")", d.startOperator},
+		{"applying config/samples to namespace " + d.namespace + " (kubectl apply)", d.applySamples},
+		{"waiting for the VaultSecrets to be Ready", d.waitReady},
+	}
+	for _, s := range steps {
+		if err := d.step(ctx, s.title, s.fn); err != nil {
+			return err
+		}
+	}
+	before, err := d.printReport(ctx)
+	if err != nil {
+		return &stepError{"reading the synced Secrets", err}
+	}
+	return d.rotate(ctx, before)
+}
+
+// step prints a progress line, runs fn and prints how long it took.
+func (d *demo) step(ctx context.Context, title string, fn func(context.Context) (string, error)) error {
+	_, _ = fmt.Fprintf(d.out, "==> %s ...\n", title)
+	start := time.Now()
+	detail, err := fn(ctx)
+	if err != nil {
+		if ctx.Err() != nil && !strings.Contains(err.Error(), ctx.Err().Error()) {
+			err = fmt.Errorf("%w (%v)", err, context.Cause(ctx))
+		}
+		return &stepError{step: title, err: err}
+	}
+	if detail != "" {
+		detail = ", " + detail
+	}
+	_, _ = fmt.Fprintf(d.out, "    ok (%s%s)\n", time.Since(start).Round(100*time.Millisecond), detail)
+	return nil
+}
+
+func (d *demo) buildControlPlane(ctx context.Context) error {
+	binDir, err := controlplane.BinDir()
+	if err != nil {
+		return err
+	}
+	missing := false
+	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kubectl"} {
+		if _, err := os.Stat(filepath.Join(binDir, b)); err != nil {
+			missing = true
+		}
+	}
+	if !missing {
+		return nil
+	}
+	return d.step(ctx, fmt.Sprintf("building the control plane (etcd, kube-apiserver, kube-controller-manager, kubectl %s) "+
+		"into %s from the Go module proxy; this takes about 7 minutes on 2 cores, once", controlplane.Version, d.rel(binDir)),
+		func(ctx context.Context) (string, error) { return "", d.make(ctx, "envtest-bins") })
+}
+
+func (d *demo) make(ctx context.Context, targets ...string) error {
+	cmd := exec.CommandContext(ctx, "make", targets...)
+	cmd.Dir = d.root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("make %s: %w\n%s", strings.Join(targets, " "), err, indent(lastLines(string(out), 15), "  "))
+	}
+	return nil
+}
+
+func (d *demo) startControlPlane(ctx context.Context) (string, error) {
+	var err error
+	d.cp, d.k8s, err = localenv.StartControlPlane(ctx, d.root, false)
+	if err != nil {
+		return "", err
+	}
+	for _, ns := range []string{localenv.OperatorNamespace, d.namespace} {
+		if err := localenv.EnsureNamespace(ctx, d.k8s, ns); err != nil {
+			return "", err
+		}
+	}
+	return "API server " + d.cp.Config.Host, nil
+}
+
+func (d *demo) startEmulator(ctx context.Context) (string, error) {
+	var err error
+	d.emu, err = localenv.StartEmulator(ctx, localenv.EmulatorOptions{
+		Binary:   d.emulatorBin,
+		Config:   filepath.Join(d.root, "hack", "demo", "emulator.yaml"),
+		StateDir: filepath.Join(d.stateDir, "emulator"),
+		LogFile:  filepath.Join(d.stateDir, "emulator.log"),
+	})
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("pid %d, proxy %s", d.emu.Pid(), d.emu.ProxyURL), nil
+}
+
+func (d *demo) federate(ctx context.Context) (string, error) {
+	issuer, _, err := localenv.Issuer(ctx, d.cp.Config)
+	if err != nil {
+		return "", err
+	}
+	if err := localenv.Federate(ctx, d.cp.Config, d.emu.Admin, localenv.Identity, d.namespace, localenv.ServiceAccount); err != nil {
+		return "", err
+	}
+	return "issuer " + issuer, nil
+}
+
+func (d *demo) startOperator(ctx context.Context) (string, error) {
+	var err error
+	d.mgr, err = localenv.StartManager(localenv.ManagerOptions{
+		Binary:     d.managerBin,
+		Kubeconfig: d.cp.Kubeconfig,
+		Env:        d.emu.ClientEnv(),
+		LogFile:    d.managerLog,
+	})
+	if err != nil {
+		return "", err
+	}
+	// controller-runtime logs this once the VaultSecret controller's cache
+	// has synced and its workers run.
+	if err := localenv.WaitForLog(ctx, d.mgr, d.managerLog, "Starting workers", time.Minute); err != nil {
+		return "", fmt.Errorf("the operator did not start its workers: %w", err)
+	}
+	return fmt.Sprintf("pid %d", d.mgr.Pid()), nil
+}
+
+func (d *demo) applySamples(ctx context.Context) (string, error) {
+	files, err := localenv.SampleFiles(d.root)
+	if err != nil {
+		return "", err
+	}
+	if err := localenv.ApplySamples(ctx, d.cp, d.root, d.namespace); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d files", len(files)), nil
+}
+
+func (d *demo) waitReady(ctx context.Context) (string, error) {
+	var list v1alpha1.VaultSecretList
+	if err := d.k8s.List(ctx, &list, client.InNamespace(d.namespace)); err != nil {
+		return "", err
+	}
+	if err := localenv.WaitReady(ctx, d.k8s, d.namespace, len(list.Items), d.mgr, 90*time.Second); err != nil {
+		return "", err
+	}
+	d.synced = len(list.Items)
+	return fmt.Sprintf("%d VaultSecrets", len(list.Items)), nil
+}
+
+// rotation is what the report remembers of the rotated VaultSecret.
+type rotation struct {
+	version, hash, resourceVersion string
+	length                         int
+}
+
+// rotate adds a new version of DbPassword in the emulator, forces a sync
+// and shows the new version arriving. The new value is random and never
+// printed; the Secret is compared with it in memory.
+func (d *demo) rotate(ctx context.Context, before rotation) error {
+	var newValue string
+	var newVersion string
+	if err := d.step(ctx, "rotating "+rotateObject+" in the emulator (a new secret version through the admin API)", func(ctx context.Context) (string, error) {
+		b := make([]byte, 24)
+		if _, err := rand.Read(b); err != nil {
+			return "", err
+		}
+		newValue = base64.RawURLEncoding.EncodeToString(b)
+		vi, err := d.emu.Admin.SetSecret(ctx, localenv.Vault, rotateObject, admin.SecretVersion{Value: newValue, ContentType: "text/plain"})
+		if err != nil {
+			return "", err
+		}
+		newVersion = vi.Version
+		return "new version " + vi.Version, nil
+	}); err != nil {
+		return err
+	}
+	stamp := time.Now().UTC().Format(time.RFC3339Nano)
+	if err := d.step(ctx, "forcing a sync of "+rotateVaultSecret+" (annotation "+v1alpha1.AnnotationForceSync+")", func(ctx context.Context) (string, error) {
+		_, err := localenv.Kubectl(ctx, d.cp, "annotate", "--overwrite", "-n", d.namespace, "vaultsecret", rotateVaultSecret,
+			v1alpha1.AnnotationForceSync+"="+stamp)
+		return "", err
+	}); err != nil {
+		return err
+	}
+	var after rotation
+	matches := false
+	if err := d.step(ctx, "waiting for the new version to reach Secret "+rotateVaultSecret, func(ctx context.Context) (string, error) {
+		err := localenv.Poll(ctx, time.Minute, 100*time.Millisecond, func() (bool, error) {
+			if exited, err := d.mgr.Exited(); exited {
+				return false, fmt.Errorf("the operator exited (%v)", err)
+			}
+			vs := &v1alpha1.VaultSecret{}
+			if err := d.k8s.Get(ctx, client.ObjectKey{Namespace: d.namespace, Name: rotateVaultSecret}, vs); err != nil {
+				return false, nil
+			}
+			if vs.Status.LastForceSync != stamp || vs.Status.SyncedVersions[rotateKey] != newVersion || !localenv.IsReady(vs) {
+				return false, nil
+			}
+			s := &corev1.Secret{}
+			if err := d.k8s.Get(ctx, client.ObjectKey{Namespace: d.namespace, Name: vs.TargetName()}, s); err != nil {
+				return false, nil
+			}
+			matches = string(s.Data[rotateKey]) == newValue
+			after = rotation{version: newVersion, hash: vs.Status.DataHash, resourceVersion: s.ResourceVersion, length: len(s.Data[rotateKey])}
+			return matches, nil
+		})
+		return "", err
+	}); err != nil {
+		return err
+	}
+	writeRotation(d.out, rotateObject, rotateVaultSecret, rotateKey, before, after, matches)
+	return nil
+}
+
+// cleanup stops everything the demo started, newest first. It is bounded
+// in time and safe to call after a partial start.
+func (d *demo) cleanup() {
+	if d.mgr == nil && d.emu == nil && d.cp == nil {
+		return
+	}
+	_, _ = fmt.Fprintf(d.out, "==> cleaning up (operator, emulator, control plane) ...\n")
+	start := time.Now()
+	var stopped []string
+	if d.mgr != nil {
+		_ = d.mgr.Stop(15 * time.Second)
+		stopped = append(stopped, fmt.Sprintf("operator pid %d", d.mgr.Pid()))
+	}
+	if d.emu != nil {
+		_ = d.emu.Stop(10 * time.Second)
+		stopped = append(stopped, fmt.Sprintf("emulator pid %d", d.emu.Pid()))
+		// The emulator's CA key and token signing key are not worth keeping.
+		_ = os.RemoveAll(filepath.Join(d.stateDir, "emulator"))
+	}
+	if d.cp != nil {
+		d.cp.Stop()
+		stopped = append(stopped, "control plane")
+	}
+	_, _ = fmt.Fprintf(d.out, "    ok (%s, stopped %s; logs kept in %s)\n",
+		time.Since(start).Round(100*time.Millisecond), strings.Join(stopped, ", "), d.rel(d.stateDir))
+}
+
+// rel shortens a path below the repository root for display.
+func (d *demo) rel(p string) string {
+	if r, err := filepath.Rel(d.root, p); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return p
+}
