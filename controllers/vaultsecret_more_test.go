@@ -22,6 +22,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"software.sslmate.com/src/go-pkcs12"
+
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 	"github.com/vaultsync/vaultsync/test/controlplane"
 	"github.com/vaultsync/vaultsync/test/emulator"
@@ -129,6 +131,32 @@ var _ = Describe("VaultSecret refresh and samples", func() {
 		key := getSecret(ns, "signing-key").Data
 		Expect(string(key["public.pem"])).To(HavePrefix("-----BEGIN PUBLIC KEY-----"))
 		Expect(string(key["public.jwk"])).To(ContainSubstring(`"kty":"RSA"`))
+	})
+
+	It("writes a certificate as a PFX, a PEM bundle or the public chain only", func() {
+		name := "formats-" + ns
+		_, err := emu.ImportCertificate(vaultName, emulator.Certificate{Name: name,
+			Generate: &emulator.GenerateCertificate{Subject: "CN=formats.example.com"}})
+		Expect(err).NotTo(HaveOccurred())
+		item := func(key string, f v1alpha1.Format) v1alpha1.DataItem {
+			return v1alpha1.DataItem{Key: key, Remote: v1alpha1.RemoteRef{Name: name, Type: v1alpha1.ObjectTypeCertificate, Format: f}}
+		}
+		createVS(ns, "formats", v1alpha1.VaultSecretSpec{Data: []v1alpha1.DataItem{
+			item("cert.pfx", v1alpha1.FormatPFX), item("bundle.pem", v1alpha1.FormatPEM), item("chain.pem", v1alpha1.FormatCertOnly),
+		}})
+		expectReady(ns, "formats")
+		data := getSecret(ns, "formats").Data
+		key, leaf, cas, err := pkcs12.DecodeChain(data["cert.pfx"], "")
+		Expect(err).NotTo(HaveOccurred(), "an empty-password PFX")
+		Expect(key).NotTo(BeNil())
+		Expect(leaf.Subject.CommonName).To(Equal("formats.example.com"))
+		Expect(cas).NotTo(BeEmpty())
+		Expect(string(data["bundle.pem"])).To(HavePrefix("-----BEGIN PRIVATE KEY-----"))
+		Expect(parseCerts(data["bundle.pem"])[0].Subject.CommonName).To(Equal("formats.example.com"))
+		Expect(string(data["chain.pem"])).NotTo(ContainSubstring("PRIVATE KEY"))
+		chain := parseCerts(data["chain.pem"])
+		Expect(chain).To(HaveLen(3), "leaf, intermediate and root")
+		Expect(chain[0].Subject.CommonName).To(Equal("formats.example.com"))
 	})
 
 	It("orders a certificate chain stored out of order and warns about it", func() {

@@ -417,6 +417,9 @@ func parseCerts(pemBytes []byte) []*x509.Certificate {
 		if b == nil {
 			return out
 		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
 		c, err := x509.ParseCertificate(b.Bytes)
 		Expect(err).NotTo(HaveOccurred())
 		out = append(out, c)
