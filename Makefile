@@ -46,6 +46,10 @@ manifests: controller-gen ## Generate CRDs and RBAC from markers.
 generate: controller-gen ## Generate DeepCopy methods.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
+.PHONY: docs
+docs: ## Generate docs/api.md from the CRDs.
+	go run ./hack/apidocs config/crd/bases docs/api.md
+
 .PHONY: fmt
 fmt: ## go fmt.
 	go fmt ./...
@@ -59,7 +63,7 @@ lint: golangci-lint ## Run golangci-lint.
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: verify
-verify: manifests generate chart-crds ## Regenerate everything and fail if the tree changed.
+verify: manifests generate chart-crds docs ## Regenerate everything and fail if the tree changed.
 	@if [ -n "$$(git status --porcelain -- api config charts docs)" ]; then \
 		git status --porcelain -- api config charts docs; git diff -- api config charts docs | head -50; \
 		echo "generated files are stale: run 'make manifests generate chart-crds' and commit"; exit 1; fi
@@ -132,3 +136,38 @@ test-chart: envtest-bins helm ## Chart and kustomize tests: helm lint/template/i
 
 .PHONY: test-tools
 test-tools: helm kustomize ## Install the pinned tools the tests run (helm; kustomize for users of config/).
+
+##@ Demo and e2e
+# make demo, make dev-up/dev-down (hack/demo, hack/dev) and the end-to-end suite (test/e2e, see its README).
+# The demo and dev programs build the control plane, bin/manager and bin/kv-emulator themselves when needed.
+E2E_TIMEOUT ?= 5m
+KIND_CLUSTER ?= kind
+E2E_EMULATOR_IMG ?= vaultsync/kv-emulator:e2e
+
+.PHONY: demo
+demo: ## Local demo: control plane, Key Vault emulator, operator, samples, a rotation; stops everything at the end.
+	@mkdir -p $(LOCALBIN) && go build -o $(LOCALBIN)/vaultsync-demo ./hack/demo
+	@$(LOCALBIN)/vaultsync-demo
+
+.PHONY: dev-up
+dev-up: ## Start the demo environment in the background; prints the line to source (.dev/env).
+	@mkdir -p $(LOCALBIN) && go build -o $(LOCALBIN)/vaultsync-dev ./hack/dev
+	@$(LOCALBIN)/vaultsync-dev up
+
+.PHONY: dev-down
+dev-down: ## Stop the environment of dev-up and remove its state (safe to run twice).
+	@mkdir -p $(LOCALBIN) && go build -o $(LOCALBIN)/vaultsync-dev ./hack/dev
+	@$(LOCALBIN)/vaultsync-dev down
+
+.PHONY: test-e2e
+test-e2e: envtest-bins build emulator ## End-to-end suite on the built binaries and the local control plane, plus the demo and dev tests.
+	E2E_MANAGER_BIN=$(LOCALBIN)/manager E2E_EMULATOR_BIN=$(LOCALBIN)/kv-emulator \
+		go test -timeout $(E2E_TIMEOUT) -count=1 -v ./test/e2e/... ./hack/demo/... ./hack/dev/...
+
+.PHONY: test-e2e-kind
+test-e2e-kind: envtest-bins helm ## The e2e suite on the current kubeconfig's kind cluster: Helm chart + emulator sidecar (needs Docker and kind).
+	$(MAKE) docker-build IMG=$(IMG)
+	docker build -f test/e2e/kind/emulator.Dockerfile -t $(E2E_EMULATOR_IMG) .
+	kind load docker-image --name $(KIND_CLUSTER) $(IMG) $(E2E_EMULATOR_IMG)
+	E2E_CLUSTER=kind IMG=$(IMG) E2E_EMULATOR_IMG=$(E2E_EMULATOR_IMG) HELM=$(HELM) \
+		go test -timeout $(E2E_TIMEOUT) -count=1 -v ./test/e2e/
