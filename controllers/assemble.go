@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -29,8 +30,12 @@ type Vault interface {
 // syncResult is the complete, rendered data of one VaultSecret, built in
 // memory before anything is written: all or nothing.
 type syncResult struct {
-	Data         map[string][]byte
-	Versions     map[string]string
+	Data     map[string][]byte
+	Versions map[string]string
+	// Expires maps a Secret key (or a dataFrom object name) to the expiry
+	// of the Key Vault object it came from: a secret's exp attribute, a
+	// certificate's notAfter.
+	Expires      map[string]time.Time
 	Certificates []v1alpha1.CertificateStatus
 	Warnings     []string
 }
@@ -53,7 +58,7 @@ var errInvalidSpec = errors.New("invalid spec")
 // The first failure aborts: nothing partial ever leaves this function.
 func assemble(ctx context.Context, vault Vault, spec *v1alpha1.VaultSecretSpec) (*syncResult, error) {
 	vault = &memoVault{Vault: vault}
-	res := &syncResult{Data: map[string][]byte{}, Versions: map[string]string{}}
+	res := &syncResult{Data: map[string][]byte{}, Versions: map[string]string{}, Expires: map[string]time.Time{}}
 
 	// dataFrom first: keys written by data win over keys from dataFrom.
 	fromData := map[string][]byte{}
@@ -77,6 +82,9 @@ func assemble(ctx context.Context, vault Vault, spec *v1alpha1.VaultSecretSpec) 
 				}
 			}
 			res.Versions[src.Remote.Name] = s.Version
+			if s.Expires != nil {
+				res.Expires[src.Remote.Name] = *s.Expires
+			}
 		case src.Find != nil:
 			if err := find(ctx, vault, i, src.Find, fromData, fromOrigin, res); err != nil {
 				return nil, err
@@ -160,6 +168,9 @@ func find(ctx context.Context, vault Vault, i int, f *v1alpha1.FindSpec, data ma
 			return err
 		}
 		res.Versions[key] = s.Version
+		if s.Expires != nil {
+			res.Expires[key] = *s.Expires
+		}
 	}
 	return nil
 }
@@ -199,6 +210,9 @@ func fetchItem(ctx context.Context, vault Vault, i int, item *v1alpha1.DataItem,
 		}
 		res.Data[item.Key] = v
 		res.Versions[item.Key] = s.Version
+		if s.Expires != nil {
+			res.Expires[item.Key] = *s.Expires
+		}
 
 	case v1alpha1.ObjectTypeCertificate:
 		s, err := vault.GetCertificateSecret(ctx, r.Name, r.Version)
@@ -222,6 +236,7 @@ func fetchItem(ctx context.Context, vault Vault, i int, item *v1alpha1.DataItem,
 		}
 		maps.Copy(res.Data, out)
 		res.Versions[statusKey] = s.Version
+		res.Expires[statusKey] = cert.Info.NotAfter
 		res.Certificates = append(res.Certificates, v1alpha1.CertificateStatus{
 			Key: statusKey, NotAfter: metav1.NewTime(cert.Info.NotAfter), Subject: cert.Info.Subject,
 		})
