@@ -146,6 +146,9 @@ E2E_EMULATOR_IMG ?= vaultsync/kv-emulator:e2e
 
 .PHONY: demo
 demo: ## Local demo: control plane, Key Vault emulator, operator, samples, a rotation; stops everything at the end.
+	@if [ ! -x "$(ENVTEST_DIR)/kube-apiserver" ] || [ ! -x "$(ENVTEST_DIR)/kubectl" ]; then \
+		echo "==> building the control plane (etcd, kube-apiserver, kube-controller-manager, kubectl $(K8S_VERSION)) from the Go module proxy; this takes about 7 minutes on 2 cores, once ..."; \
+		$(MAKE) --no-print-directory envtest-bins; fi
 	@mkdir -p $(LOCALBIN) && go build -o $(LOCALBIN)/vaultsync-demo ./hack/demo
 	@$(LOCALBIN)/vaultsync-demo
 
@@ -171,3 +174,28 @@ test-e2e-kind: envtest-bins helm ## The e2e suite on the current kubeconfig's ki
 	kind load docker-image --name $(KIND_CLUSTER) $(IMG) $(E2E_EMULATOR_IMG)
 	E2E_CLUSTER=kind IMG=$(IMG) E2E_EMULATOR_IMG=$(E2E_EMULATOR_IMG) HELM=$(HELM) \
 		go test -timeout $(E2E_TIMEOUT) -count=1 -v ./test/e2e/
+
+##@ Bench and faults
+# The benchmark (test/bench, results in docs/benchmarks.md), the fault suite
+# (test/faults; FAULTS_SOAK=1 adds a 10-minute soak run) and every fuzz target
+# of the repository for FUZZ_TIME each.
+BENCH_ARGS ?=
+FAULTS_TIMEOUT ?= 15m
+FUZZ_TIME ?= 5s
+
+.PHONY: bench
+bench: envtest-bins ## Benchmark on the local control plane + emulator; prints the results table (BENCH_ARGS=-large 10000 ...).
+	go run ./test/bench $(BENCH_ARGS)
+
+.PHONY: test-faults
+test-faults: envtest-bins ## Fault suite: Key Vault, Entra ID and Kubernetes faults with continuous invariants.
+	go test -timeout $(FAULTS_TIMEOUT) -count=1 -v ./test/faults/... -ginkgo.v
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target of the repository for FUZZ_TIME each (seed corpora in testdata/fuzz).
+	@set -e; for pkg in $$(go list ./...); do \
+		for t in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$t"; \
+			go test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZ_TIME) $$pkg; \
+		done; \
+	done

@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -95,6 +96,10 @@ func main() {
 	}
 	opts.Dev = dev
 
+	// client-go logs whole request and response bodies from verbosity 8 on:
+	// for Secrets that is their data. No verbosity of this operator may do
+	// that, so more verbose levels are capped.
+	zapOpts.Level = capVerbosity(zapOpts.Level, zapOpts.Development, maxVerbosity)
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 	log.Info("starting vaultsync", "version", version.Version)
@@ -194,6 +199,31 @@ func run(opts controllers.Options, rc runConfig) error {
 	}
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
+
+// maxVerbosity is the most verbose log level the operator emits (V(6):
+// request URLs and status codes, never bodies).
+const maxVerbosity = 6
+
+// capVerbosity returns a level filter that passes what enabler passes, down
+// to V(max) and no further. A nil enabler means controller-runtime's default
+// (debug in development mode, info otherwise).
+func capVerbosity(enabler zapcore.LevelEnabler, development bool, max int) zapcore.LevelEnabler {
+	if enabler == nil {
+		if development {
+			return zapcore.DebugLevel
+		}
+		return zapcore.InfoLevel
+	}
+	floor := zapcore.Level(-max)
+	return cappedLevel{floor: floor, enabler: enabler}
+}
+
+type cappedLevel struct {
+	floor   zapcore.Level
+	enabler zapcore.LevelEnabler
+}
+
+func (c cappedLevel) Enabled(l zapcore.Level) bool { return l >= c.floor && c.enabler.Enabled(l) }
 
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {

@@ -65,7 +65,7 @@ func (r *VaultSecretReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if equality.Semantic.DeepEqual(orig.Status, vs.Status) {
 			return
 		}
-		if err := r.Client.Status().Patch(ctx, vs, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+		if err := r.Client.Status().Patch(ctx, vs, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) && ctx.Err() == nil {
 			log.Error(err, "updating status")
 		}
 	}()
@@ -104,6 +104,8 @@ func (r *VaultSecretReconciler) syncDue(vs *v1alpha1.VaultSecret, existing *core
 		return true, "force-sync requested", true
 	case ready.Status != metav1.ConditionTrue:
 		return true, "retrying after failure", true
+	case connectionChanged(context.TODO(), r.Vaults, vs):
+		return true, "connection or its credentials changed", false
 	case existing == nil:
 		return true, "target Secret missing", false
 	case r.drifted(vs, existing):
@@ -188,7 +190,7 @@ func (r *VaultSecretReconciler) sync(ctx context.Context, vs *v1alpha1.VaultSecr
 	meta.SetStatusCondition(&vs.Status.Conditions, metav1.Condition{
 		Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonSynced,
 		ObservedGeneration: vs.Generation,
-		Message:            fmt.Sprintf("Secret %q holds %d keys from %s", desired.Name, len(res.Data), vs.Spec.Vault.URL),
+		Message:            fmt.Sprintf("Secret %q holds %d keys from %s", desired.Name, len(res.Data), sourceOf(vs)),
 	})
 
 	switch {

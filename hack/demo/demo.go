@@ -41,18 +41,11 @@ type demo struct {
 	options
 	out     io.Writer
 	started time.Time
-
-	cp         *controlplane.ControlPlane
-	k8s        client.Client
-	emu        *localenv.Emulator
-	mgr        *localenv.Process
-	managerLog string
-	synced     int
+	env     *localenv.Env
 }
 
 func (d *demo) run(ctx context.Context) error {
 	d.started = time.Now()
-	d.managerLog = filepath.Join(d.stateDir, "manager.log")
 	if err := d.buildControlPlane(ctx); err != nil {
 		return err
 	}
@@ -71,26 +64,15 @@ func (d *demo) run(ctx context.Context) error {
 			return &stepError{"checking the binaries", fmt.Errorf("%s is missing: run make build emulator", d.rel(b))}
 		}
 	}
-	if err := os.MkdirAll(d.stateDir, 0o700); err != nil {
+	var err error
+	d.env, err = localenv.Up(localenv.Options{
+		Root:      d.root,
+		StateDir:  d.stateDir,
+		Namespace: d.namespace,
+		Binaries:  localenv.Binaries{Manager: d.managerBin, Emulator: d.emulatorBin},
+	}, func(title string, fn func(context.Context) (string, error)) error { return d.step(ctx, title, fn) })
+	if err != nil {
 		return err
-	}
-
-	steps := []struct {
-		title string
-		fn    func(context.Context) (string, error)
-	}{
-		{"starting the control plane (etcd, kube-apiserver, kube-controller-manager) with the VaultSecret CRD", d.startControlPlane},
-		{"starting the Key Vault emulator (vault https://demo.vault.azure.net, Entra ID)", d.startEmulator},
-		{"configuring workload identity: ServiceAccount " + d.namespace + "/" + localenv.ServiceAccount +
-			" -> Entra application \"" + localenv.Identity + "\" (federated credential, admin API)", d.federate},
-		{"starting the operator (bin/manager, log " + d.rel(d.managerLog) + ")", d.startOperator},
-		{"applying config/samples to namespace " + d.namespace + " (kubectl apply)", d.applySamples},
-		{"waiting for the VaultSecrets to be Ready", d.waitReady},
-	}
-	for _, s := range steps {
-		if err := d.step(ctx, s.title, s.fn); err != nil {
-			return err
-		}
 	}
 	before, err := d.printReport(ctx)
 	if err != nil {
@@ -113,7 +95,7 @@ func (d *demo) step(ctx context.Context, title string, fn func(context.Context) 
 	if detail != "" {
 		detail = ", " + detail
 	}
-	_, _ = fmt.Fprintf(d.out, "    ok (%s%s)\n", time.Since(start).Round(100*time.Millisecond), detail)
+	_, _ = fmt.Fprintf(d.out, "    ok (%s%s)\n", seconds(time.Since(start)), detail)
 	return nil
 }
 
@@ -146,87 +128,6 @@ func (d *demo) make(ctx context.Context, targets ...string) error {
 	return nil
 }
 
-func (d *demo) startControlPlane(ctx context.Context) (string, error) {
-	var err error
-	d.cp, d.k8s, err = localenv.StartControlPlane(ctx, d.root, false)
-	if err != nil {
-		return "", err
-	}
-	for _, ns := range []string{localenv.OperatorNamespace, d.namespace} {
-		if err := localenv.EnsureNamespace(ctx, d.k8s, ns); err != nil {
-			return "", err
-		}
-	}
-	return "API server " + d.cp.Config.Host, nil
-}
-
-func (d *demo) startEmulator(ctx context.Context) (string, error) {
-	var err error
-	d.emu, err = localenv.StartEmulator(ctx, localenv.EmulatorOptions{
-		Binary:   d.emulatorBin,
-		Config:   filepath.Join(d.root, "hack", "demo", "emulator.yaml"),
-		StateDir: filepath.Join(d.stateDir, "emulator"),
-		LogFile:  filepath.Join(d.stateDir, "emulator.log"),
-	})
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("pid %d, proxy %s", d.emu.Pid(), d.emu.ProxyURL), nil
-}
-
-func (d *demo) federate(ctx context.Context) (string, error) {
-	issuer, _, err := localenv.Issuer(ctx, d.cp.Config)
-	if err != nil {
-		return "", err
-	}
-	if err := localenv.Federate(ctx, d.cp.Config, d.emu.Admin, localenv.Identity, d.namespace, localenv.ServiceAccount); err != nil {
-		return "", err
-	}
-	return "issuer " + issuer, nil
-}
-
-func (d *demo) startOperator(ctx context.Context) (string, error) {
-	var err error
-	d.mgr, err = localenv.StartManager(localenv.ManagerOptions{
-		Binary:     d.managerBin,
-		Kubeconfig: d.cp.Kubeconfig,
-		Env:        d.emu.ClientEnv(),
-		LogFile:    d.managerLog,
-	})
-	if err != nil {
-		return "", err
-	}
-	// controller-runtime logs this once the VaultSecret controller's cache
-	// has synced and its workers run.
-	if err := localenv.WaitForLog(ctx, d.mgr, d.managerLog, "Starting workers", time.Minute); err != nil {
-		return "", fmt.Errorf("the operator did not start its workers: %w", err)
-	}
-	return fmt.Sprintf("pid %d", d.mgr.Pid()), nil
-}
-
-func (d *demo) applySamples(ctx context.Context) (string, error) {
-	files, err := localenv.SampleFiles(d.root)
-	if err != nil {
-		return "", err
-	}
-	if err := localenv.ApplySamples(ctx, d.cp, d.root, d.namespace); err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("%d files", len(files)), nil
-}
-
-func (d *demo) waitReady(ctx context.Context) (string, error) {
-	var list v1alpha1.VaultSecretList
-	if err := d.k8s.List(ctx, &list, client.InNamespace(d.namespace)); err != nil {
-		return "", err
-	}
-	if err := localenv.WaitReady(ctx, d.k8s, d.namespace, len(list.Items), d.mgr, 90*time.Second); err != nil {
-		return "", err
-	}
-	d.synced = len(list.Items)
-	return fmt.Sprintf("%d VaultSecrets", len(list.Items)), nil
-}
-
 // rotation is what the report remembers of the rotated VaultSecret.
 type rotation struct {
 	version, hash, resourceVersion string
@@ -245,7 +146,7 @@ func (d *demo) rotate(ctx context.Context, before rotation) error {
 			return "", err
 		}
 		newValue = base64.RawURLEncoding.EncodeToString(b)
-		vi, err := d.emu.Admin.SetSecret(ctx, localenv.Vault, rotateObject, admin.SecretVersion{Value: newValue, ContentType: "text/plain"})
+		vi, err := d.env.Emulator.Admin.SetSecret(ctx, localenv.Vault, rotateObject, admin.SecretVersion{Value: newValue, ContentType: "text/plain"})
 		if err != nil {
 			return "", err
 		}
@@ -256,7 +157,7 @@ func (d *demo) rotate(ctx context.Context, before rotation) error {
 	}
 	stamp := time.Now().UTC().Format(time.RFC3339Nano)
 	if err := d.step(ctx, "forcing a sync of "+rotateVaultSecret+" (annotation "+v1alpha1.AnnotationForceSync+")", func(ctx context.Context) (string, error) {
-		_, err := localenv.Kubectl(ctx, d.cp, "annotate", "--overwrite", "-n", d.namespace, "vaultsecret", rotateVaultSecret,
+		_, err := localenv.Kubectl(ctx, d.env.CP, "annotate", "--overwrite", "-n", d.namespace, "vaultsecret", rotateVaultSecret,
 			v1alpha1.AnnotationForceSync+"="+stamp)
 		return "", err
 	}); err != nil {
@@ -266,18 +167,18 @@ func (d *demo) rotate(ctx context.Context, before rotation) error {
 	matches := false
 	if err := d.step(ctx, "waiting for the new version to reach Secret "+rotateVaultSecret, func(ctx context.Context) (string, error) {
 		err := localenv.Poll(ctx, time.Minute, 100*time.Millisecond, func() (bool, error) {
-			if exited, err := d.mgr.Exited(); exited {
+			if exited, err := d.env.Manager.Exited(); exited {
 				return false, fmt.Errorf("the operator exited (%v)", err)
 			}
 			vs := &v1alpha1.VaultSecret{}
-			if err := d.k8s.Get(ctx, client.ObjectKey{Namespace: d.namespace, Name: rotateVaultSecret}, vs); err != nil {
+			if err := d.env.K8s.Get(ctx, client.ObjectKey{Namespace: d.namespace, Name: rotateVaultSecret}, vs); err != nil {
 				return false, nil
 			}
 			if vs.Status.LastForceSync != stamp || vs.Status.SyncedVersions[rotateKey] != newVersion || !localenv.IsReady(vs) {
 				return false, nil
 			}
 			s := &corev1.Secret{}
-			if err := d.k8s.Get(ctx, client.ObjectKey{Namespace: d.namespace, Name: vs.TargetName()}, s); err != nil {
+			if err := d.env.K8s.Get(ctx, client.ObjectKey{Namespace: d.namespace, Name: vs.TargetName()}, s); err != nil {
 				return false, nil
 			}
 			matches = string(s.Data[rotateKey]) == newValue
@@ -295,28 +196,14 @@ func (d *demo) rotate(ctx context.Context, before rotation) error {
 // cleanup stops everything the demo started, newest first. It is bounded
 // in time and safe to call after a partial start.
 func (d *demo) cleanup() {
-	if d.mgr == nil && d.emu == nil && d.cp == nil {
+	if d.env == nil || !d.env.Started() {
 		return
 	}
 	_, _ = fmt.Fprintf(d.out, "==> cleaning up (operator, emulator, control plane) ...\n")
 	start := time.Now()
-	var stopped []string
-	if d.mgr != nil {
-		_ = d.mgr.Stop(15 * time.Second)
-		stopped = append(stopped, fmt.Sprintf("operator pid %d", d.mgr.Pid()))
-	}
-	if d.emu != nil {
-		_ = d.emu.Stop(10 * time.Second)
-		stopped = append(stopped, fmt.Sprintf("emulator pid %d", d.emu.Pid()))
-		// The emulator's CA key and token signing key are not worth keeping.
-		_ = os.RemoveAll(filepath.Join(d.stateDir, "emulator"))
-	}
-	if d.cp != nil {
-		d.cp.Stop()
-		stopped = append(stopped, "control plane")
-	}
+	stopped := d.env.Down()
 	_, _ = fmt.Fprintf(d.out, "    ok (%s, stopped %s; logs kept in %s)\n",
-		time.Since(start).Round(100*time.Millisecond), strings.Join(stopped, ", "), d.rel(d.stateDir))
+		seconds(time.Since(start)), strings.Join(stopped, ", "), d.rel(d.stateDir))
 }
 
 // rel shortens a path below the repository root for display.

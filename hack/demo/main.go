@@ -22,15 +22,19 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vaultsync/vaultsync/test/controlplane"
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/vaultsync/vaultsync/test/e2e/localenv"
 )
 
 func main() {
+	ctrllog.SetLogger(logr.Discard()) // envtest's own chatter is not part of the demo's output
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	root, err := controlplane.RepoRoot()
+	root, err := localenv.RepoRoot()
 	if err != nil {
 		_, _ = fmt.Fprintln(stderr, "demo:", err)
 		return 1
@@ -65,7 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	_, _ = fmt.Fprintf(stdout, "\ndemo finished in %s: the operator synced %d VaultSecrets and delivered a rotated secret.\n",
-		time.Since(d.started).Round(100*time.Millisecond), d.synced)
+		seconds(time.Since(d.started)), d.env.Synced)
 	return 0
 }
 
@@ -85,9 +89,9 @@ func (d *demo) reportError(w io.Writer, err error) {
 	} else {
 		_, _ = fmt.Fprintf(w, "\ndemo failed: %v\n", err)
 	}
-	if d.mgr != nil {
-		if tail := tailFile(d.managerLog, 20); tail != "" {
-			_, _ = fmt.Fprintf(w, "\nlast lines of the operator log (%s):\n%s\n", d.rel(d.managerLog), indent(tail, "  "))
+	if d.env != nil && d.env.Manager != nil {
+		if tail := tailFile(d.env.ManagerLog, 20); tail != "" {
+			_, _ = fmt.Fprintf(w, "\nlast lines of the operator log (%s):\n%s\n", d.rel(d.env.ManagerLog), indent(tail, "  "))
 		}
 	}
 }

@@ -24,7 +24,7 @@ import (
 // certificates; it returns what the rotation compares against.
 func (d *demo) printReport(ctx context.Context) (rotation, error) {
 	var list v1alpha1.VaultSecretList
-	if err := d.k8s.List(ctx, &list, client.InNamespace(d.namespace)); err != nil {
+	if err := d.env.K8s.List(ctx, &list, client.InNamespace(d.namespace)); err != nil {
 		return rotation{}, err
 	}
 	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
@@ -35,7 +35,7 @@ func (d *demo) printReport(ctx context.Context) (rotation, error) {
 		vs := &list.Items[i]
 		var secret *corev1.Secret
 		s := &corev1.Secret{}
-		switch err := d.k8s.Get(ctx, client.ObjectKey{Namespace: d.namespace, Name: vs.TargetName()}, s); {
+		switch err := d.env.K8s.Get(ctx, client.ObjectKey{Namespace: d.namespace, Name: vs.TargetName()}, s); {
 		case err == nil:
 			secret = s
 		case !apierrors.IsNotFound(err):
@@ -77,6 +77,12 @@ func writeVaultSecret(w io.Writer, vs *v1alpha1.VaultSecret, s *corev1.Secret, n
 		}
 		_, _ = fmt.Fprintln(w, line)
 	}
+	// dataFrom items record their version under the Key Vault object's name.
+	for _, name := range slices.Sorted(maps.Keys(vs.Status.SyncedVersions)) {
+		if _, isKey := s.Data[name]; !isKey {
+			_, _ = fmt.Fprintf(w, "      from Key Vault object %s, version %s\n", name, vs.Status.SyncedVersions[name])
+		}
+	}
 	for _, c := range vs.Status.Certificates {
 		_, _ = fmt.Fprintf(w, "    certificate %s: subject %q, expires %s (%s)\n",
 			c.Key, c.Subject, c.NotAfter.UTC().Format("2006-01-02 15:04 MST"), until(c.NotAfter.Sub(now)))
@@ -110,6 +116,9 @@ func maskLen(n int) string {
 	}
 	return fmt.Sprintf("****** (%d %s)", n, unit)
 }
+
+// seconds formats a duration as seconds with one decimal ("3.2s").
+func seconds(d time.Duration) string { return fmt.Sprintf("%.1fs", d.Seconds()) }
 
 // short abbreviates an HMAC for display.
 func short(h string) string {

@@ -134,6 +134,7 @@ func Start(ctx context.Context, o Options) (*ControlPlane, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		_ = env.Stop() // a failed start (a CRD refused, say) may leave etcd and the apiserver running
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("starting the control plane: %w", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/vaultsync/vaultsync/test/controlplane"
 )
 
 // Binaries are the built programs an end-to-end run uses.
@@ -56,4 +58,14 @@ func GoBuild(ctx context.Context, root, out, pkg string) error {
 		return fmt.Errorf("go build %s: %w: %s", pkg, err, strings.TrimSpace(string(b)))
 	}
 	return nil
+}
+
+// RepoRoot is controlplane.RepoRoot as an absolute path (in a binary built
+// with -trimpath it is found from the working directory, and may be ".").
+func RepoRoot() (string, error) {
+	root, err := controlplane.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Abs(root)
 }

@@ -93,13 +93,24 @@ func (p *Process) Stop(grace time.Duration) error {
 	return p.err
 }
 
-// Alive reports whether a process with this pid exists.
+// Alive reports whether a process with this pid exists and is not a zombie
+// (an exited process nobody has reaped yet).
 func Alive(pid int) bool {
 	if pid <= 0 {
 		return false
 	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true // no procfs: trust kill
+	}
+	// The state follows the command name in parentheses: "pid (comm) S ...".
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z'
+	}
+	return true
 }
 
 // Tail returns the last n lines of a file ("" if it cannot be read).

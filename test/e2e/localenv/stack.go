@@ -55,7 +55,8 @@ func Scheme() *runtime.Scheme {
 }
 
 // StartControlPlane starts etcd, kube-apiserver and kube-controller-manager
-// (for garbage collection) with the VaultSecret CRD installed. With
+// (for garbage collection) with the VaultSecret CRD installed before the
+// garbage collector starts, so that it knows VaultSecrets at once. With
 // existing it borrows the current kubeconfig's cluster instead and installs
 // nothing.
 func StartControlPlane(ctx context.Context, root string, existing bool) (*controlplane.ControlPlane, client.Client, error) {
