@@ -131,17 +131,20 @@ var _ = BeforeSuite(func() {
 })
 
 var _ = AfterSuite(func() {
+	// Stop everything even when the leak check fails.
+	defer func() {
+		if cancel != nil {
+			cancel()
+		}
+		if emu != nil {
+			emu.Close()
+		}
+		if cp != nil {
+			cp.Stop()
+		}
+	}()
 	if emu != nil && cp != nil {
 		checkNoLeaks() // while the control plane still runs
-	}
-	if cancel != nil {
-		cancel()
-	}
-	if emu != nil {
-		emu.Close()
-	}
-	if cp != nil {
-		cp.Stop()
 	}
 })
 
