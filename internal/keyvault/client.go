@@ -394,12 +394,7 @@ func (p *requestPolicy) Do(req *policy.Request) (*http.Response, error) {
 		release(resp)
 	}
 	if p.observer != nil {
-		op, _ := ctx.Value(opKey{}).(string)
-		status := 0
-		if resp != nil {
-			status = resp.StatusCode
-		}
-		p.observer.ObserveRequest(p.host, op, status, time.Since(start), err)
+		observe(p.observer, p.host, req, resp, err, time.Since(start))
 	}
 	return resp, err
 }

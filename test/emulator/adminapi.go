@@ -90,6 +90,25 @@ func (e *Emulator) adminHandler() http.Handler {
 			adminReply(w, http.StatusCreated, nil, e.AddFederatedCredential(r.PathValue("principal"), fc))
 		}
 	})
+	mux.HandleFunc("GET /admin/eventSubscriptions", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, e.EventSubscriptions())
+	})
+	mux.HandleFunc("POST /admin/eventSubscriptions", func(w http.ResponseWriter, r *http.Request) {
+		var s admin.EventSubscription
+		if decodeAdmin(w, r, &s) {
+			st, err := e.AddEventSubscription(r.Context(), s)
+			adminReply(w, http.StatusCreated, st, err)
+		}
+	})
+	mux.HandleFunc("DELETE /admin/eventSubscriptions/{name}", func(w http.ResponseWriter, r *http.Request) {
+		adminReply(w, http.StatusNoContent, nil, e.RemoveEventSubscription(r.PathValue("name")))
+	})
+	mux.HandleFunc("POST /admin/vaults/{vault}/events", func(w http.ResponseWriter, r *http.Request) {
+		var pe admin.PublishEvent
+		if decodeAdmin(w, r, &pe) {
+			adminReply(w, http.StatusNoContent, nil, e.PublishEvent(r.PathValue("vault"), pe))
+		}
+	})
 	mux.HandleFunc("GET /admin/faults", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, e.Faults()) })
 	mux.HandleFunc("PUT /admin/faults", func(w http.ResponseWriter, r *http.Request) {
 		var f admin.Faults

@@ -94,6 +94,8 @@ type Config struct {
 	ManagedIdentityHeader string     `json:"managedIdentityHeader,omitempty"`
 	Identities            []Identity `json:"identities,omitempty"`
 	Vaults                []Vault    `json:"vaults,omitempty"`
+	// EventSubscriptions deliver Key Vault events to loopback webhooks (validated in the background at start).
+	EventSubscriptions []EventSubscription `json:"eventSubscriptions,omitempty"`
 
 	// BaseDir resolves relative file names in the configuration (LoadConfig sets it to the file's folder).
 	BaseDir string `json:"-"`
@@ -197,6 +199,18 @@ func (c *Config) Validate() error {
 			return fieldErr(p+".name", "vault %q already defined by %s", v.Name, prev)
 		}
 		vaultSeen[host] = p
+	}
+	subSeen := map[string]string{}
+	for i := range c.EventSubscriptions {
+		p := fmt.Sprintf("eventSubscriptions[%d]", i)
+		if err := validateEventSubscription(&c.EventSubscriptions[i], p, c.BaseDir); err != nil {
+			return err
+		}
+		n := strings.ToLower(c.EventSubscriptions[i].Name)
+		if prev, ok := subSeen[n]; ok {
+			return fieldErr(p+".name", "already used by %s", prev)
+		}
+		subSeen[n] = p
 	}
 	return nil
 }

@@ -90,6 +90,7 @@ type Emulator struct {
 	vaults     map[string]*vault // by host
 	faults     admin.Faults
 	rnd        *rand.Rand
+	events     *eventHub
 
 	logMu sync.Mutex
 	log   []admin.LogEntry
@@ -152,6 +153,7 @@ func Start(ctx context.Context, cfg *Config, opts Options) (*Emulator, error) {
 	if e.log0 == nil {
 		e.log0 = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	e.events = newEventHub(e.log0)
 	ok := false
 	defer func() {
 		if !ok {
@@ -253,6 +255,12 @@ func (e *Emulator) load(cfg *Config) error {
 			return fmt.Errorf("vaults[%d]: %w", i, err)
 		}
 	}
+	// Configured subscriptions validate in the background: their receivers may start later.
+	for i, s := range cfg.EventSubscriptions {
+		if _, err := e.events.add(s); err != nil {
+			return fmt.Errorf("eventSubscriptions[%d]: %w", i, err)
+		}
+	}
 	return nil
 }
 
@@ -273,6 +281,9 @@ func (e *Emulator) Close() {
 			_ = e.tunnels.Close()
 		}
 		e.wg.Wait()
+		if e.events != nil {
+			e.events.close()
+		}
 		if e.tempDir != "" {
 			_ = os.RemoveAll(e.tempDir)
 		}

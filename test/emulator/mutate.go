@@ -41,6 +41,8 @@ func (e *Emulator) addVaultLocked(vs Vault) error {
 			return fmt.Errorf("keys[%d]: %w", j, err)
 		}
 	}
+	// Seeded versions are history; events start with the first change after the vault exists.
+	v.onVersion = e.versionAdded
 	e.vaults[host] = v
 	return nil
 }

@@ -124,6 +124,9 @@ type vault struct {
 	certs         collection
 	limiter       *limiter
 	emptyLastPage bool
+	// onVersion, when set, hears of every version added to an object not managed by a
+	// certificate (event delivery).
+	onVersion func(v *vault, kind, name string, ver *version)
 }
 
 func (v *vault) collection(kind string) *collection {
@@ -214,6 +217,9 @@ func (v *vault) putVersion(kind, name string, ver *version, managed bool) (*obje
 		return nil, managedConflict(kind, o.name)
 	}
 	o.versions = append(o.versions, ver)
+	if v.onVersion != nil && !managed {
+		v.onVersion(v, kind, o.name, ver)
+	}
 	return o, nil
 }
 
