@@ -3,9 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,21 +12,31 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 	"github.com/vaultsync/vaultsync/internal/credentials"
 	"github.com/vaultsync/vaultsync/internal/keyvault"
 )
 
-// Connector implements VaultClients: it turns a VaultSecret's auth spec into
-// a cached credential and a cached Key Vault client. A VaultSecret can only
-// name a ServiceAccount of its own namespace: the namespace always comes
-// from the VaultSecret, never from the spec.
+// Connector implements VaultClients: it resolves a VaultSecret's connection (inline, a
+// VaultConnection of its namespace, or a ClusterVaultConnection that allows its namespace),
+// turns the auth spec into a cached credential and returns a cached Key Vault client.
+//
+// Isolation rests on three rules that need no cooperation from the user: every namespaced
+// reference (ServiceAccount, Secret, VaultConnection) is resolved in the namespace of the object
+// that holds it, never one named in a spec; the node's and the operator's identities are only
+// reachable through a ClusterVaultConnection; and a ClusterVaultConnection is refused to a
+// namespace it does not allow before any credential exists.
 type Connector struct {
-	// Live reads ServiceAccounts (their annotations carry the client and
-	// tenant ids); it is uncached and used at most once per SARefresh per
-	// ServiceAccount.
-	Live        client.Reader
+	// Client reads VaultConnections, ClusterVaultConnections and Namespaces (the manager's cache).
+	Client client.Reader
+	// Live reads ServiceAccounts (their annotations carry the client and tenant ids, at most once
+	// per SARefresh) and the data of credential Secrets (only when their resourceVersion changed).
+	Live client.Reader
+	// SecretMeta reads the metadata of Secrets from a metadata-only cache (see
+	// NewSecretMetadataCache). nil: credential Secrets are read with Live on every use.
+	SecretMeta  client.Reader
 	Tokens      credentials.TokenRequester
 	Credentials *credentials.Cache
 	Clients     *keyvault.ClientCache
@@ -36,9 +44,23 @@ type Connector struct {
 	// SARefresh is how long a ServiceAccount's annotations are trusted
 	// before they are read again (default 5 minutes).
 	SARefresh time.Duration
+	// Dev allows the azureCLI method (the operator runs on a developer's machine with --dev).
+	Dev bool
+	// ClusterConnections serves spec.connectionRef to ClusterVaultConnections
+	// (--cluster-connections); off, they are refused without being read.
+	ClusterConnections bool
+	// NamespaceSelectors evaluates allowedNamespaces.selector, which needs
+	// read access to Namespaces (--namespace-selectors); off, only
+	// allowedNamespaces.names admit a namespace.
+	NamespaceSelectors bool
+	// Getenv reads the operator's environment (operator identity, AZURE_AUTHORITY_HOST); nil
+	// means os.Getenv.
+	Getenv func(string) string
 
-	mu  sync.Mutex
-	sas map[string]saEntry
+	mu       sync.Mutex
+	sas      map[string]saEntry
+	material map[string]materialEntry
+	used     map[string]credentials.Key
 }
 
 type saEntry struct {
@@ -46,42 +68,215 @@ type saEntry struct {
 	at time.Time
 }
 
-// For returns a client of the VaultSecret's vault, authenticated as its identity.
+// For returns a client of the VaultSecret's vault, authenticated as its identity. It records in
+// vs.Status.ConnectionVersion the version of the connection it used.
 func (c *Connector) For(ctx context.Context, vs *v1alpha1.VaultSecret) (Vault, error) {
-	if vs.Spec.Vault == nil || vs.Spec.Vault.Auth.WorkloadIdentity == nil {
-		return nil, fmt.Errorf("%w: spec.vault.auth must name an authentication method", errInvalidSpec)
+	conn, err := c.resolve(ctx, vs)
+	vs.Status.ConnectionVersion = ""
+	if conn != nil {
+		vs.Status.ConnectionVersion = c.version(ctx, conn)
 	}
-	vaultURL := vs.Spec.Vault.URL
-	authority, err := authorityFor(vaultURL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: spec.vault.url: %v", errInvalidSpec, err)
+		return nil, err
 	}
-	spec := vs.Spec.Vault.Auth.WorkloadIdentity
+	vault, _, _, err := c.connect(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	return vault, nil
+}
+
+// ConnectionVersion returns what For would record in status.connectionVersion now: a digest of
+// the connection's generation, whether it allows the namespace, and the resource versions of
+// the credential Secrets. It reads caches only.
+func (c *Connector) ConnectionVersion(ctx context.Context, vs *v1alpha1.VaultSecret) string {
+	conn, _ := c.resolve(ctx, vs)
+	if conn == nil {
+		return ""
+	}
+	return c.version(ctx, conn)
+}
+
+// connectionChanged reports whether the VaultSecret's connection or credential Secrets changed
+// since its last sync; the VaultSecret reconciler then syncs again.
+func connectionChanged(ctx context.Context, v VaultClients, vs *v1alpha1.VaultSecret) bool {
+	c, ok := v.(*Connector)
+	return ok && c.ConnectionVersion(ctx, vs) != vs.Status.ConnectionVersion
+}
+
+// connect builds (or finds) the credential and the client of a resolved connection. It refuses
+// a method used outside its place before anything reaches Azure.
+func (c *Connector) connect(ctx context.Context, conn *connection) (*keyvault.Client, azcore.TokenCredential, credentials.Cloud, error) {
+	cloud, err := credentials.ResolveCloud(conn.Cloud, conn.URL, c.getenv)
+	if err != nil {
+		return nil, nil, cloud, fmt.Errorf("%w: %s: %v", errInvalidSpec, conn.field("url"), err)
+	}
+	if err := c.allowed(conn); err != nil {
+		return nil, nil, cloud, err
+	}
+	key, create, err := c.credentialFor(ctx, conn, cloud)
+	if err != nil {
+		return nil, nil, cloud, err
+	}
+	cred, err := c.Credentials.GetOrCreate(key, create)
+	if err != nil {
+		return nil, nil, cloud, err
+	}
+	c.remember(conn, key)
+	client, err := c.Clients.Get(conn.URL, cred, key.String())
+	if err != nil {
+		return nil, nil, cloud, fmt.Errorf("%w: %s: %v", errInvalidSpec, conn.field("url"), err)
+	}
+	return client, cred, cloud, nil
+}
+
+// Preflight checks a connection the way a VaultSecret would use it: a token for the vault's
+// cloud, then (when a probe is named) a read of the probe object. It returns a description of
+// the identity.
+func (c *Connector) Preflight(ctx context.Context, conn *connection) (string, error) {
+	client, cred, cloud, err := c.connect(ctx, conn)
+	if err != nil {
+		return "", err
+	}
+	// The same options the Key Vault client's bearer policy uses, so that both share one
+	// cached Entra token.
+	if _, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{cloud.KeyVaultScope()}, EnableCAE: true}); err != nil {
+		return "", tokenError(client, err)
+	}
+	if p := conn.Probe; p != nil {
+		switch p.Type {
+		case v1alpha1.ObjectTypeCertificate:
+			_, err = client.GetCertificateSecret(keyvault.WithFresh(ctx), p.Name, "")
+		case v1alpha1.ObjectTypeKey:
+			_, err = client.GetKey(keyvault.WithFresh(ctx), p.Name, "")
+		default:
+			_, err = client.GetSecret(keyvault.WithFresh(ctx), p.Name, "")
+		}
+		if err != nil {
+			return "", fmt.Errorf("probe %s %q: %w", typeOrSecret(p.Type), p.Name, err)
+		}
+	}
+	return describeIdentity(conn), nil
+}
+
+// tokenError maps a token failure of the preflight to a keyvault error, so that it gets the
+// same reasons and hints as a failure during a sync.
+func tokenError(client *keyvault.Client, err error) error {
+	code, status, msg := credentials.EntraFailure(err)
+	host := ""
+	if client != nil {
+		host = client.Host()
+	}
+	return &keyvault.Error{Op: "GetToken", Vault: host, Kind: keyvault.ErrAuth, AADSTS: code, TokenStatus: status, Message: msg, Err: err}
+}
+
+func typeOrSecret(t v1alpha1.ObjectType) v1alpha1.ObjectType {
+	if t == "" {
+		return v1alpha1.ObjectTypeSecret
+	}
+	return t
+}
+
+// allowed mirrors the admission rules at run time (an old CRD, or an object stored before a
+// rule existed, must not lend an identity) and refuses azureCLI outside --dev.
+func (c *Connector) allowed(conn *connection) error {
+	auth := conn.Auth
+	method := string(auth.Method())
+	switch auth.Method() {
+	case "":
+		return fmt.Errorf("%w: %s must name an authentication method", errInvalidSpec, conn.field("auth"))
+	case v1alpha1.AuthMethodAzureCLI:
+		if !c.Dev {
+			return credentials.NotAllowed(method, "azureCLI signs in as the Azure CLI user of the machine the operator runs on; "+
+				"it is only available when the operator runs outside the cluster with --dev (make run); in a cluster use workloadIdentity")
+		}
+	case v1alpha1.AuthMethodManagedIdentity, v1alpha1.AuthMethodOperatorIdentity:
+		if conn.Place != placeCluster {
+			return credentials.NotAllowed(method, "only a ClusterVaultConnection may use it: it is the node's or the operator's identity, "+
+				"not a namespace's; ask a cluster administrator for a ClusterVaultConnection that allows this namespace")
+		}
+	case v1alpha1.AuthMethodServicePrincipal:
+		if conn.Place == placeCluster {
+			return credentials.NotAllowed(method, "a ClusterVaultConnection has no namespace to read the credential Secret from; use a VaultConnection")
+		}
+	case v1alpha1.AuthMethodWorkloadIdentity:
+		ns := auth.WorkloadIdentity.ServiceAccountNamespace
+		switch {
+		case conn.Place == placeCluster && ns == "":
+			return fmt.Errorf("%w: %s.workloadIdentity.serviceAccountNamespace is required in a ClusterVaultConnection", errInvalidSpec, conn.field("auth"))
+		case conn.Place != placeCluster && ns != "" && ns != conn.Namespace:
+			return credentials.NotAllowed(method, fmt.Sprintf("ServiceAccounts are always taken from the namespace %q; "+
+				"serviceAccountNamespace is only allowed in a ClusterVaultConnection", conn.Namespace))
+		}
+	}
+	return nil
+}
+
+// credentialFor returns the cache key of the connection's identity and a function that builds
+// its credential. Reading a ServiceAccount or a credential Secret happens here, before the cache
+// is consulted, because their content is part of the key.
+func (c *Connector) credentialFor(ctx context.Context, conn *connection, cloud credentials.Cloud) (credentials.Key, func() (azcore.TokenCredential, error), error) {
+	auth := conn.Auth
+	switch auth.Method() {
+	case v1alpha1.AuthMethodWorkloadIdentity:
+		return c.workloadIdentity(ctx, conn, cloud)
+	case v1alpha1.AuthMethodServicePrincipal:
+		sp, err := c.servicePrincipal(ctx, conn, cloud)
+		if err != nil {
+			return credentials.Key{}, nil, err
+		}
+		return sp.Key(), func() (azcore.TokenCredential, error) {
+			return credentials.NewServicePrincipalCredential(sp, c.CredOptions)
+		}, nil
+	case v1alpha1.AuthMethodManagedIdentity:
+		mi := credentials.ManagedIdentity{ClientID: auth.ManagedIdentity.ClientID, ResourceID: auth.ManagedIdentity.ResourceID}
+		return mi.Key(), func() (azcore.TokenCredential, error) {
+			return credentials.NewManagedIdentityCredential(mi, c.CredOptions)
+		}, nil
+	case v1alpha1.AuthMethodOperatorIdentity:
+		op, err := credentials.OperatorIdentityFromEnv(c.getenv)
+		if err != nil {
+			return credentials.Key{}, nil, err
+		}
+		op.AuthorityHost = cloud.AuthorityHost
+		return op.Key(), func() (azcore.TokenCredential, error) {
+			return credentials.NewOperatorIdentityCredential(op, c.CredOptions)
+		}, nil
+	case v1alpha1.AuthMethodAzureCLI:
+		cli := credentials.AzureCLI{TenantID: auth.AzureCLI.TenantID}
+		return cli.Key(), func() (azcore.TokenCredential, error) { return credentials.NewAzureCLICredential(cli) }, nil
+	}
+	return credentials.Key{}, nil, fmt.Errorf("%w: %s must name an authentication method", errInvalidSpec, conn.field("auth"))
+}
+
+func (c *Connector) workloadIdentity(ctx context.Context, conn *connection, cloud credentials.Cloud) (credentials.Key, func() (azcore.TokenCredential, error), error) {
+	spec := conn.Auth.WorkloadIdentity
+	ns := conn.Namespace
+	if conn.Place == placeCluster {
+		ns = spec.ServiceAccountNamespace
+	}
 	var sa *corev1.ServiceAccount
+	var err error
 	if spec.ClientID != "" && spec.TenantID != "" {
 		// Both ids given: the annotations are not needed; a missing
 		// ServiceAccount still fails at the token request.
 		sa = &corev1.ServiceAccount{}
-		sa.Namespace, sa.Name = vs.Namespace, spec.ServiceAccountName
-	} else if sa, err = c.serviceAccount(ctx, vs.Namespace, spec.ServiceAccountName); err != nil {
-		return nil, err
+		sa.Namespace, sa.Name = ns, spec.ServiceAccountName
+	} else if sa, err = c.serviceAccount(ctx, ns, spec.ServiceAccountName); err != nil {
+		return credentials.Key{}, nil, err
 	}
 	if sa == nil {
-		return nil, &credentials.Error{Kind: credentials.ErrServiceAccountNotFound, Namespace: vs.Namespace, ServiceAccount: spec.ServiceAccountName}
+		c.dropCredentials(func(k credentials.Key) bool { return k.Namespace == ns && k.ServiceAccount == spec.ServiceAccountName })
+		return credentials.Key{}, nil, &credentials.Error{Kind: credentials.ErrServiceAccountNotFound, Namespace: ns, ServiceAccount: spec.ServiceAccountName}
 	}
 	wi, err := credentials.ResolveWorkloadIdentity(sa, spec.ClientID, spec.TenantID)
 	if err != nil {
-		return nil, err
+		return credentials.Key{}, nil, err
 	}
-	wi.AuthorityHost = authority
-	key := wi.Key()
-	cred, err := c.Credentials.GetOrCreate(key, func() (azcore.TokenCredential, error) {
+	wi.AuthorityHost = cloud.AuthorityHost
+	return wi.Key(), func() (azcore.TokenCredential, error) {
 		return credentials.NewWorkloadIdentityCredential(c.Tokens, wi, c.CredOptions)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return c.Clients.Get(vaultURL, cred, key.String())
+	}, nil
 }
 
 // ForgetServiceAccount drops what is known of a ServiceAccount, so that the
@@ -129,23 +324,66 @@ func (c *Connector) serviceAccount(ctx context.Context, namespace, name string) 
 	return sa, nil
 }
 
-// authorityFor picks the Entra authority of the cloud the vault lives in,
-// from the vault's DNS suffix. AZURE_AUTHORITY_HOST overrides it for the
-// public cloud (private clouds and Azure Stack).
-func authorityFor(vaultURL string) (string, error) {
-	u, err := url.Parse(vaultURL)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return "", fmt.Errorf("%q is not an https URL", vaultURL)
+// remember notes the credential a shared connection uses, and drops the one it used before
+// when that differs (the connection's spec changed).
+func (c *Connector) remember(conn *connection, key credentials.Key) {
+	if conn.Place == placeInline {
+		return
 	}
-	host := strings.ToLower(u.Hostname())
-	switch {
-	case strings.HasSuffix(host, ".vault.azure.cn"):
-		return "https://login.chinacloudapi.cn/", nil
-	case strings.HasSuffix(host, ".vault.usgovcloudapi.net"):
-		return "https://login.microsoftonline.us/", nil
+	owner := conn.owner()
+	c.mu.Lock()
+	if c.used == nil {
+		c.used = map[string]credentials.Key{}
 	}
-	if h := os.Getenv("AZURE_AUTHORITY_HOST"); h != "" {
-		return h, nil
+	prev, had := c.used[owner]
+	c.used[owner] = key
+	inUse := false
+	for o, k := range c.used {
+		if o != owner && k == prev {
+			inUse = true
+		}
 	}
-	return "https://login.microsoftonline.com/", nil
+	c.mu.Unlock()
+	if had && prev != key && !inUse {
+		c.dropCredentials(func(k credentials.Key) bool { return k == prev })
+	}
+}
+
+// ForgetConnection drops the credential of a deleted connection (unless another connection
+// uses the same identity).
+func (c *Connector) ForgetConnection(kind v1alpha1.ConnectionKind, namespace, name string) {
+	owner := connectionOwner(kind, namespace, name)
+	c.mu.Lock()
+	prev, had := c.used[owner]
+	delete(c.used, owner)
+	inUse := false
+	for _, k := range c.used {
+		if k == prev {
+			inUse = true
+		}
+	}
+	c.mu.Unlock()
+	if had && !inUse {
+		c.dropCredentials(func(k credentials.Key) bool { return k == prev })
+	}
+}
+
+// dropCredentials removes matching credentials and the Key Vault clients built with them.
+func (c *Connector) dropCredentials(match func(credentials.Key) bool) {
+	dropped := c.Credentials.DropWhere(match)
+	if len(dropped) == 0 || c.Clients == nil {
+		return
+	}
+	names := map[string]bool{}
+	for _, k := range dropped {
+		names[k.String()] = true
+	}
+	c.Clients.DropIdentities(func(id string) bool { return names[id] })
+}
+
+func (c *Connector) getenv(name string) string {
+	if c.Getenv != nil {
+		return c.Getenv(name)
+	}
+	return os.Getenv(name)
 }

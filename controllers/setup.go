@@ -41,6 +41,12 @@ import (
 type Options struct {
 	// Dev enables development-only behaviour (the azureCLI auth method).
 	Dev bool
+	// ClusterConnections serves ClusterVaultConnections (needs cluster-wide
+	// read access to them).
+	ClusterConnections bool
+	// NamespaceSelectors evaluates ClusterVaultConnection namespace
+	// selectors (needs read access to Namespaces).
+	NamespaceSelectors bool
 	// WatchNamespaces restricts the controllers to these namespaces (empty: all).
 	WatchNamespaces []string
 	// MaxConcurrentReconciles is the number of VaultSecrets synced in parallel.
@@ -63,11 +69,14 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{
 		MaxConcurrentReconciles: 16,
+		ClusterConnections:      true,
 		VaultRequests:           keyvault.DefaultBudgetRequests,
 		VaultInterval:           keyvault.DefaultBudgetInterval,
-		CoalesceWindow:          keyvault.DefaultCoalesceWindow,
-		BackoffMin:              time.Second,
-		BackoffMax:              5 * time.Minute,
+		// Long enough to cover a refresh slot's burst of 1,000 VaultSecrets
+		// (docs/benchmarks.md); force-sync and spec changes read afresh.
+		CoalesceWindow: 10 * time.Second,
+		BackoffMin:     time.Second,
+		BackoffMax:     5 * time.Minute,
 	}
 }
 
@@ -80,6 +89,11 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.VaultInterval, "vault-interval", o.VaultInterval, "Window of the per-vault request budget.")
 	fs.DurationVar(&o.CoalesceWindow, "coalesce-window", o.CoalesceWindow,
 		"How long a fetched Key Vault object is reused for identical requests by the same identity.")
+	fs.BoolVar(&o.ClusterConnections, "cluster-connections", o.ClusterConnections,
+		"Serve ClusterVaultConnections (needs get/list/watch on them cluster-wide).")
+	fs.BoolVar(&o.NamespaceSelectors, "namespace-selectors", o.NamespaceSelectors,
+		"Evaluate ClusterVaultConnection allowedNamespaces.selector (needs get/list/watch on Namespaces); "+
+			"off, only allowedNamespaces.names admit a namespace.")
 	fs.DurationVar(&o.BackoffMax, "retry-max-delay", o.BackoffMax, "Longest delay between retries of a failing VaultSecret.")
 }
 
@@ -112,12 +126,25 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Budget:        keyvault.NewBudget(keyvault.BudgetOptions{Requests: o.VaultRequests, Interval: o.VaultInterval}),
 		Coalescer:     keyvault.NewCoalescer(o.CoalesceWindow),
 	}
+	secretMeta, err := NewSecretMetadataCache(mgr, o.WatchNamespaces)
+	if err != nil {
+		return err
+	}
 	connector := &Connector{
+		Client:      mgr.GetClient(),
 		Live:        mgr.GetAPIReader(),
+		SecretMeta:  secretMeta,
 		Tokens:      credentials.NewKubeTokenRequester(cs),
 		Credentials: credentials.NewCache(credentials.DefaultCacheSize),
 		Clients:     keyvault.NewClientCache(keyvault.DefaultClientCacheSize, kvOpts),
 		CredOptions: &credentials.Options{ClientOptions: o.AzureClientOptions},
+		Dev:         o.Dev,
+
+		ClusterConnections: o.ClusterConnections,
+		NamespaceSelectors: o.ClusterConnections && o.NamespaceSelectors,
+	}
+	if err := setupConnections(context.Background(), mgr, connector, o); err != nil {
+		return err
 	}
 	r := &VaultSecretReconciler{
 		Client:   mgr.GetClient(),
@@ -138,7 +165,9 @@ func (r *VaultSecretReconciler) SetupWithManager(mgr ctrl.Manager, o Options) er
 	if o.BackoffMax <= 0 {
 		o.BackoffMax = 5 * time.Minute
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	// One vault may hold at most three quarters of the workers (see vaultSlots).
+	r.slots = newVaultSlots(o.MaxConcurrentReconciles * 3 / 4)
+	bld := ctrl.NewControllerManagedBy(mgr).
 		Named("vaultsecret").
 		For(&v1alpha1.VaultSecret{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{},
@@ -150,7 +179,11 @@ func (r *VaultSecretReconciler) SetupWithManager(mgr ctrl.Manager, o Options) er
 				reqs = append(reqs, reconcile.Request{NamespacedName: nn})
 			}
 			return reqs
-		})).
+		}), builder.WithPredicates(notOwnSecretWrite()))
+	if c, ok := r.Vaults.(*Connector); ok {
+		bld = c.vaultSecretWatches(mgr, bld) // connections, their namespaces and credential Secrets
+	}
+	return bld.
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](o.BackoffMin, o.BackoffMax),

@@ -40,6 +40,9 @@ const (
 // never values.
 func classify(err error) (reason, message string, retry retryMode) {
 	message = err.Error()
+	if reason, msg, ok := refusal(err); ok {
+		return reason, msg, retryOnChange
+	}
 	switch {
 	case errors.Is(err, secrets.ErrConflict):
 		return ReasonTargetConflict, message + "; choose another spec.target.name, delete that Secret, or use creationPolicy Merge", retryOnChange

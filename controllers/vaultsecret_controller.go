@@ -38,6 +38,9 @@ type VaultSecretReconciler struct {
 	HashKey []byte
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
+
+	// slots caps the workers that may wait on one vault (set by SetupWithManager).
+	slots *vaultSlots
 }
 
 // +kubebuilder:rbac:groups=vaultsync.io,resources=vaultsecrets,verbs=get;list;watch
@@ -99,7 +102,9 @@ func (r *VaultSecretReconciler) syncDue(vs *v1alpha1.VaultSecret, existing *core
 	ready := meta.FindStatusCondition(vs.Status.Conditions, v1alpha1.ConditionReady)
 	switch {
 	case vs.Status.ObservedGeneration != vs.Generation || ready == nil:
-		return true, "spec changed", true
+		// A new VaultSecret may share a result another one fetched within
+		// the coalescing window; a changed spec reads afresh.
+		return true, "spec changed", vs.Status.ObservedGeneration != 0 || ready != nil
 	case vs.Annotations[v1alpha1.AnnotationForceSync] != vs.Status.LastForceSync:
 		return true, "force-sync requested", true
 	case ready.Status != metav1.ConditionTrue:
@@ -146,7 +151,14 @@ func (r *VaultSecretReconciler) sync(ctx context.Context, vs *v1alpha1.VaultSecr
 	if err != nil {
 		return r.fail(ctx, vs, err)
 	}
+	release, ok := r.slots.acquire(vault)
+	if !ok {
+		// Most workers already wait on this vault (it is slow or down):
+		// leave the worker to VaultSecrets of other vaults, come back soon.
+		return ctrl.Result{RequeueAfter: slotRetry()}, nil
+	}
 	res, err := assemble(ctx, vault, &vs.Spec)
+	release()
 	if err != nil {
 		return r.fail(ctx, vs, err)
 	}
@@ -183,9 +195,9 @@ func (r *VaultSecretReconciler) sync(ctx context.Context, vs *v1alpha1.VaultSecr
 	vs.Status.NextSyncTime = nil
 	var result ctrl.Result
 	if interval > 0 {
-		next := jitter(interval)
-		vs.Status.NextSyncTime = &metav1.Time{Time: now.Add(next)}
-		result.RequeueAfter = next
+		next := refreshSlot(vs, now, interval)
+		vs.Status.NextSyncTime = &metav1.Time{Time: next}
+		result.RequeueAfter = next.Sub(now)
 	}
 	meta.SetStatusCondition(&vs.Status.Conditions, metav1.Condition{
 		Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonSynced,

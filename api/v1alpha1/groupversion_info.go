@@ -16,7 +16,9 @@ limitations under the License.
 
 // Package v1alpha1 contains the v1alpha1 API of the vaultsync.io group: the
 // VaultSecret resource, which declares which Azure Key Vault objects are
-// synchronised into which Kubernetes Secret.
+// synchronised into which Kubernetes Secret, and the shared connections a
+// VaultSecret can use instead of an inline vault: VaultConnection (one
+// namespace) and ClusterVaultConnection (offered to chosen namespaces).
 //
 // The package holds types, validation markers and defaults only; it does no I/O.
 // +kubebuilder:object:generate=true

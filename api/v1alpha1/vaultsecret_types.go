@@ -108,14 +108,22 @@ const (
 )
 
 // VaultSecretSpec is the desired state of a VaultSecret.
-// +kubebuilder:validation:XValidation:rule="has(self.vault)",message="spec.vault is required: the Key Vault to read from",fieldPath=".vault",reason=FieldValueRequired
+// +kubebuilder:validation:XValidation:rule="has(self.vault) || has(self.connectionRef)",message="spec.vault is required unless spec.connectionRef names a VaultConnection or ClusterVaultConnection: the Key Vault to read from",fieldPath=".vault",reason=FieldValueRequired
+// +kubebuilder:validation:XValidation:rule="!has(self.vault) || !has(self.connectionRef)",message="spec.vault and spec.connectionRef are mutually exclusive: set exactly one",fieldPath=".connectionRef",reason=FieldValueForbidden
 // +kubebuilder:validation:XValidation:rule="(has(self.data) && size(self.data) > 0) || (has(self.dataFrom) && size(self.dataFrom) > 0)",message="spec.data or spec.dataFrom must list at least one Key Vault object to sync",reason=FieldValueRequired
 // +kubebuilder:validation:XValidation:rule="!has(self.target) || !has(self.target.type) || self.target.type != 'kubernetes.io/tls' || (has(self.data) && self.data.exists(i, has(i.remote.type) && i.remote.type == 'certificate' && (!has(i.remote.format) || i.remote.format == 'TLS'))) || ['tls.crt', 'tls.key'].all(k, (has(self.data) && self.data.exists(i, has(i.key) && i.key == k)) || (has(self.target.template) && has(self.target.template.data) && k in self.target.template.data))",message="spec.target.type kubernetes.io/tls needs a certificate item in TLS format in spec.data, or spec.data or spec.target.template.data keys producing both tls.crt and tls.key",fieldPath=".target.type"
 type VaultSecretSpec struct {
 	// vault is the Key Vault to read from and how to authenticate to it.
-	// It is required.
+	// Exactly one of vault and connectionRef must be set.
 	// +optional
 	Vault *VaultRef `json:"vault,omitempty"`
+
+	// connectionRef uses a shared connection instead of an inline vault: a VaultConnection of
+	// this namespace, or a ClusterVaultConnection that allows this namespace. It has no
+	// namespace field: a VaultSecret can never use another namespace's VaultConnection.
+	// Exactly one of vault and connectionRef must be set.
+	// +optional
+	ConnectionRef *ConnectionRef `json:"connectionRef,omitempty"`
 
 	// refreshInterval is how often the Key Vault objects are read again, as a duration such as
 	// 30m, 1h or 1h30m (units h, m, s). It must be at least 1m, or 0 to sync once and then only
@@ -154,6 +162,11 @@ type VaultSecretSpec struct {
 }
 
 // VaultRef points at a Key Vault and says how to authenticate to it.
+// +kubebuilder:validation:XValidation:rule="!has(self.auth.managedIdentity)",message="spec.vault.auth.managedIdentity is only allowed in a ClusterVaultConnection: a managed identity belongs to the node or the operator, not to a namespace",fieldPath=".auth.managedIdentity",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="!has(self.auth.operatorIdentity)",message="spec.vault.auth.operatorIdentity is only allowed in a ClusterVaultConnection: it is the operator's own identity, not a namespace's",fieldPath=".auth.operatorIdentity",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="!has(self.auth.workloadIdentity) || !has(self.auth.workloadIdentity.serviceAccountNamespace)",message="spec.vault.auth.workloadIdentity.serviceAccountNamespace is not allowed: a VaultSecret can only use ServiceAccounts of its own namespace",fieldPath=".auth.workloadIdentity.serviceAccountNamespace",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="!has(self.cloud) || self.cloud != 'Custom' || has(self.customCloud)",message="spec.vault.customCloud is required when cloud is Custom",fieldPath=".customCloud",reason=FieldValueRequired
+// +kubebuilder:validation:XValidation:rule="!has(self.customCloud) || (has(self.cloud) && self.cloud == 'Custom')",message="spec.vault.customCloud is only allowed when cloud is Custom",fieldPath=".customCloud",reason=FieldValueForbidden
 type VaultRef struct {
 	// url is the Key Vault URL, such as https://my-vault.vault.azure.net/. It must use https.
 	// +required
@@ -162,44 +175,20 @@ type VaultRef struct {
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && self.startsWith('https://') && url(self).getHostname().size() > 0",message="spec.vault.url must be an https URL with a host, such as https://my-vault.vault.azure.net/"
 	URL string `json:"url"`
 
-	// auth is how the operator authenticates to Key Vault. Exactly one method must be set.
+	// auth is how the operator authenticates to Key Vault. Exactly one method must be set;
+	// managedIdentity and operatorIdentity are only available through a ClusterVaultConnection.
 	// +required
 	Auth VaultAuth `json:"auth"`
-}
 
-// VaultAuth selects one authentication method. Exactly one member must be set.
-// +kubebuilder:validation:XValidation:rule="[has(self.workloadIdentity)].filter(x, x).size() == 1",message="spec.vault.auth must set exactly one authentication method: workloadIdentity"
-type VaultAuth struct {
-	// workloadIdentity authenticates as the Entra ID application federated with a
-	// ServiceAccount of this namespace (Azure Workload Identity). The operator requests a
-	// token for that ServiceAccount and exchanges it; it never mounts it into a pod.
+	// cloud is the Azure cloud of the vault: AzurePublic, AzureChina, AzureUSGovernment or
+	// Custom (then customCloud is required). When unset, it follows from the vault URL's DNS
+	// suffix (AzurePublic for anything not sovereign).
 	// +optional
-	WorkloadIdentity *WorkloadIdentityAuth `json:"workloadIdentity,omitempty"`
-}
+	Cloud CloudName `json:"cloud,omitempty"`
 
-// WorkloadIdentityAuth authenticates with a federated ServiceAccount token.
-type WorkloadIdentityAuth struct {
-	// serviceAccountName is the name of a ServiceAccount in the namespace of this VaultSecret
-	// whose tokens Entra ID trusts (a federated identity credential).
-	// +required
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="spec.vault.auth.workloadIdentity.serviceAccountName must be a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit"
-	ServiceAccountName string `json:"serviceAccountName"`
-
-	// clientID is the application (client) ID to sign in as, a GUID. Defaults to the
-	// ServiceAccount's azure.workload.identity/client-id annotation.
-	// +kubebuilder:validation:MaxLength=36
-	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$')",message="spec.vault.auth.workloadIdentity.clientID must be a GUID such as 00000000-0000-0000-0000-000000000000"
+	// customCloud describes a private cloud or Azure Stack Hub; only with cloud Custom.
 	// +optional
-	ClientID string `json:"clientID,omitempty"`
-
-	// tenantID is the Entra ID tenant (directory) ID, a GUID. Defaults to the ServiceAccount's
-	// azure.workload.identity/tenant-id annotation.
-	// +kubebuilder:validation:MaxLength=36
-	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$')",message="spec.vault.auth.workloadIdentity.tenantID must be a GUID such as 00000000-0000-0000-0000-000000000000"
-	// +optional
-	TenantID string `json:"tenantID,omitempty"`
+	CustomCloud *CustomCloud `json:"customCloud,omitempty"`
 }
 
 // SecretTarget describes the Secret that is written.
@@ -424,6 +413,12 @@ type VaultSecretStatus struct {
 	// on; setting the annotation to any other value triggers an immediate sync.
 	// +optional
 	LastForceSync string `json:"lastForceSync,omitempty"`
+
+	// connectionVersion identifies the connection (a VaultConnection or ClusterVaultConnection,
+	// at its generation) and the credential Secrets (at their resource versions) the last sync
+	// used. It is opaque; when it changes, the VaultSecret syncs again.
+	// +optional
+	ConnectionVersion string `json:"connectionVersion,omitempty"`
 
 	// certificates describes the certificates written to the Secret.
 	// +listType=atomic

@@ -2,6 +2,7 @@ package credentials
 
 import (
 	"container/list"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 )
 
 // DefaultCacheSize bounds a Cache.
@@ -23,7 +25,12 @@ type Key struct {
 	ClientID       string
 	Namespace      string
 	ServiceAccount string
-	AuthorityHost  string
+	// Secrets are the names of the Secrets (in Namespace) the credential material came from,
+	// comma-separated and sorted.
+	Secrets string
+	// ResourceID selects a user-assigned managed identity by resource id.
+	ResourceID    string
+	AuthorityHost string
 	// Fingerprint distinguishes versions of secret material (a client secret or certificate read
 	// from a Kubernetes Secret) so that a rotated secret gets a new credential. See Fingerprint.
 	Fingerprint string
@@ -31,7 +38,7 @@ type Key struct {
 
 // String renders the key unambiguously; use it as the keyvault identity key.
 func (k Key) String() string {
-	parts := []string{k.Method, k.TenantID, k.ClientID, k.Namespace, k.ServiceAccount, k.AuthorityHost, k.Fingerprint}
+	parts := []string{k.Method, k.TenantID, k.ClientID, k.Namespace, k.ServiceAccount, k.Secrets, k.ResourceID, k.AuthorityHost, k.Fingerprint}
 	for i, p := range parts {
 		parts[i] = url.PathEscape(p)
 	}
@@ -76,7 +83,9 @@ func NewCache(max int) *Cache {
 }
 
 // GetOrCreate returns the credential cached under key, or creates, caches and returns one.
-// A create error is returned and nothing is cached.
+// A create error is returned and nothing is cached. The credential returned serializes its
+// token requests: callers that arrive while a token is being fetched wait for it and then find
+// it in the credential's own token cache, instead of fetching another one.
 func (c *Cache) GetOrCreate(key Key, create func() (azcore.TokenCredential, error)) (azcore.TokenCredential, error) {
 	c.mu.Lock()
 	if el, ok := c.items[key]; ok {
@@ -87,10 +96,11 @@ func (c *Cache) GetOrCreate(key Key, create func() (azcore.TokenCredential, erro
 	}
 	c.mu.Unlock()
 
-	cred, err := create()
+	inner, err := create()
 	if err != nil {
 		return nil, err
 	}
+	cred := &serialCredential{inner: inner, sem: make(chan struct{}, 1)}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -134,9 +144,57 @@ func (c *Cache) DropNamespace(ns string) int {
 	return n
 }
 
+// DropWhere removes every credential whose key matches and returns their keys.
+func (c *Cache) DropWhere(match func(Key) bool) []Key {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var dropped []Key
+	for key, el := range c.items {
+		if match(key) {
+			c.order.Remove(el)
+			delete(c.items, key)
+			dropped = append(dropped, key)
+		}
+	}
+	return dropped
+}
+
+// UsesSecret reports whether the credential was built from the Secret namespace/name.
+func (k Key) UsesSecret(namespace, name string) bool {
+	if k.Namespace != namespace || k.Secrets == "" {
+		return false
+	}
+	for _, s := range strings.Split(k.Secrets, ",") {
+		if s == name {
+			return true
+		}
+	}
+	return false
+}
+
 // Len returns the number of cached credentials.
 func (c *Cache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.order.Len()
+}
+
+// serialCredential lets one GetToken call at a time reach the credential it wraps. Every
+// credential of this package caches tokens (azidentity's MSAL caches, or cachingCredential), so
+// concurrent reconciles of one identity cost one token request, not one each.
+type serialCredential struct {
+	inner azcore.TokenCredential
+	sem   chan struct{}
+}
+
+// GetToken waits for a token request of another caller to finish (or ctx to end), then asks the
+// wrapped credential, which answers from its cache when it can.
+func (c *serialCredential) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return azcore.AccessToken{}, ctx.Err()
+	}
+	defer func() { <-c.sem }()
+	return c.inner.GetToken(ctx, opts)
 }

@@ -77,7 +77,7 @@ func TestCacheConcurrentCreateKeepsOne(t *testing.T) {
 func TestKeyString(t *testing.T) {
 	g := NewWithT(t)
 	g.Expect(Key{TenantID: "a/b"}.String()).NotTo(Equal(Key{TenantID: "a", ClientID: "b"}.String()))
-	g.Expect(testWI.Key().String()).To(Equal("WorkloadIdentity/" + tenantID + "/" + clientID + "/team-a/app//"))
+	g.Expect(testWI.Key().String()).To(Equal("WorkloadIdentity/" + tenantID + "/" + clientID + "/team-a/app////"))
 	g.Expect(Fingerprint([]byte("ab"), []byte("c"))).NotTo(Equal(Fingerprint([]byte("a"), []byte("bc"))))
 	g.Expect(Fingerprint([]byte("secret"))).To(HaveLen(32))
 	g.Expect(Fingerprint([]byte("secret"))).NotTo(ContainSubstring("secret"))

@@ -1,6 +1,8 @@
 // Package credentials turns an identity specification into an azcore.TokenCredential: workload
-// identity through the TokenRequest API and a client assertion, plus a bounded cache so one
-// credential (and its token cache) serves every reconcile of the same identity.
+// identity through the TokenRequest API and a client assertion, service principals with a client
+// secret or certificate, managed identity, the operator's own workload identity and the Azure CLI
+// (development only), plus a bounded cache so one credential (and its token cache) serves every
+// reconcile of the same identity. It knows nothing of the API types: callers pass plain values.
 package credentials
 
 import (
@@ -166,8 +168,12 @@ func (c *workloadIdentityCredential) GetToken(ctx context.Context, opts policy.T
 		if failure.err != nil {
 			return tok, failure.err
 		}
+		c.mu.Lock()
+		presented := c.token
+		c.mu.Unlock()
+		return tok, federationFailure(err, c.wi.ClientID, c.wi.Namespace, c.wi.ServiceAccount, presented)
 	}
-	return tok, err
+	return tok, nil
 }
 
 func (c *workloadIdentityCredential) assertion(ctx context.Context) (string, error) {

@@ -199,7 +199,11 @@ data: [{key: a, remote: {name: a}}]`,
 		{name: "no auth method", spec: `
 vault: {url: 'https://v.vault.azure.net/', auth: {}}
 data: [{key: a, remote: {name: a}}]`,
-			want: []fieldError{{"spec.vault.auth", "spec.vault.auth must set exactly one authentication method"}}},
+			want: []fieldError{{"spec.vault.auth", "auth must set exactly one authentication method"}}},
+		{name: "two auth methods", spec: `
+vault: {url: 'https://v.vault.azure.net/', auth: {workloadIdentity: {serviceAccountName: sa}, azureCLI: {}}}
+data: [{key: a, remote: {name: a}}]`,
+			want: []fieldError{{"spec.vault.auth", "auth must set exactly one authentication method"}}},
 		{name: "service account name not DNS-1123", spec: `
 vault: {url: 'https://v.vault.azure.net/', auth: {workloadIdentity: {serviceAccountName: Payments_Reader}}}
 data: [{key: a, remote: {name: a}}]`,

@@ -36,7 +36,12 @@ import (
 )
 
 func readCRD(g Gomega) *apiextensionsv1.CustomResourceDefinition {
-	raw, err := os.ReadFile(filepath.Join(crdDir, "vaultsync.io_vaultsecrets.yaml"))
+	return readCRDFile(g, "vaultsync.io_vaultsecrets.yaml")
+}
+
+// readCRDFile reads one generated CRD of config/crd/bases.
+func readCRDFile(g Gomega, file string) *apiextensionsv1.CustomResourceDefinition {
+	raw, err := os.ReadFile(filepath.Join(crdDir, file))
 	g.Expect(err).NotTo(HaveOccurred())
 	crd := &apiextensionsv1.CustomResourceDefinition{}
 	g.Expect(yaml.UnmarshalStrict(raw, crd)).To(Succeed())

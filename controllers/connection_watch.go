@@ -1,0 +1,258 @@
+package controllers
+
+import (
+	"context"
+	"maps"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/vaultsync/vaultsync/api/v1alpha1"
+)
+
+// Field indexes.
+const (
+	// indexConnectionRef indexes VaultSecrets by "<kind>/<name>" of their connectionRef, and
+	// additionally by "ClusterVaultConnection" alone for those using any cluster connection.
+	indexConnectionRef = "vaultsync.io/connectionRef"
+	// indexCredentialSecrets indexes VaultSecrets (inline vault) and VaultConnections by the
+	// names of the credential Secrets their auth reads.
+	indexCredentialSecrets = "vaultsync.io/credentialSecrets"
+)
+
+// secretMetadataCache is a cache of Secret metadata only. GetCache puts it into the manager's
+// cache group, so it starts (and syncs) before the controllers.
+type secretMetadataCache struct{ cache.Cache }
+
+// GetCache returns the cache itself.
+func (c secretMetadataCache) GetCache() cache.Cache { return c.Cache }
+
+// NewSecretMetadataCache creates the metadata-only cache of Secrets (in namespaces, or all when
+// empty) and adds it to the manager. See connection_secrets.go for why it exists.
+func NewSecretMetadataCache(mgr ctrl.Manager, namespaces []string) (cache.Cache, error) {
+	opts := cache.Options{
+		HTTPClient:       mgr.GetHTTPClient(),
+		Scheme:           mgr.GetScheme(),
+		Mapper:           mgr.GetRESTMapper(),
+		DefaultTransform: cache.TransformStripManagedFields(),
+	}
+	if len(namespaces) > 0 {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range namespaces {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	c, err := cache.New(mgr.GetConfig(), opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(secretMetadataCache{c}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// registerIndexes adds the field indexes the watches below use.
+func registerIndexes(ctx context.Context, mgr ctrl.Manager) error {
+	fi := mgr.GetFieldIndexer()
+	if err := fi.IndexField(ctx, &v1alpha1.VaultSecret{}, indexConnectionRef, func(o client.Object) []string {
+		ref := o.(*v1alpha1.VaultSecret).Spec.ConnectionRef
+		if ref == nil {
+			return nil
+		}
+		kind := string(ref.KindOrDefault())
+		out := []string{kind + "/" + ref.Name}
+		if ref.KindOrDefault() == v1alpha1.KindClusterVaultConnection {
+			out = append(out, kind)
+		}
+		return out
+	}); err != nil {
+		return err
+	}
+	if err := fi.IndexField(ctx, &v1alpha1.VaultSecret{}, indexCredentialSecrets, func(o client.Object) []string {
+		vs := o.(*v1alpha1.VaultSecret)
+		if vs.Spec.Vault == nil || vs.Spec.ConnectionRef != nil {
+			return nil
+		}
+		return credentialSecretNames(&vs.Spec.Vault.Auth)
+	}); err != nil {
+		return err
+	}
+	return fi.IndexField(ctx, &v1alpha1.VaultConnection{}, indexCredentialSecrets, func(o client.Object) []string {
+		return credentialSecretNames(&o.(*v1alpha1.VaultConnection).Spec.Auth)
+	})
+}
+
+// vaultSecretWatches adds to the VaultSecret controller the events that make a VaultSecret's
+// connection version change: its VaultConnection or ClusterVaultConnection, the labels of its
+// namespace (allowedNamespaces.selector), and its credential Secrets.
+func (c *Connector) vaultSecretWatches(mgr ctrl.Manager, bld *builder.Builder) *builder.Builder {
+	cl := mgr.GetClient()
+	secretMeta, _ := c.SecretMeta.(cache.Cache)
+	bld = bld.
+		Watches(&v1alpha1.VaultConnection{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return vaultSecretsUsing(ctx, cl, o.GetNamespace(), string(v1alpha1.KindVaultConnection)+"/"+o.GetName())
+		}), builder.WithPredicates(predicate.GenerationChangedPredicate{}))
+	if c.ClusterConnections {
+		bld = bld.Watches(&v1alpha1.ClusterVaultConnection{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return vaultSecretsUsing(ctx, cl, "", string(v1alpha1.KindClusterVaultConnection)+"/"+o.GetName())
+		}), builder.WithPredicates(predicate.GenerationChangedPredicate{}))
+	}
+	if c.ClusterConnections && c.NamespaceSelectors {
+		bld = bld.Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return vaultSecretsUsing(ctx, cl, o.GetName(), string(v1alpha1.KindClusterVaultConnection))
+		}), builder.WithPredicates(labelsChanged()))
+	}
+	if secretMeta == nil {
+		return bld
+	}
+	return bld.WatchesRawSource(source.Kind(secretMeta, newSecretMetadata(),
+		handler.TypedFuncs[*metav1.PartialObjectMetadata, reconcile.Request]{
+			CreateFunc: func(ctx context.Context, e event.TypedCreateEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				enqueue(q, c.dependentsOfSecret(ctx, cl, e.Object))
+			},
+			UpdateFunc: func(ctx context.Context, e event.TypedUpdateEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				if e.ObjectOld.ResourceVersion == e.ObjectNew.ResourceVersion {
+					return // a resync
+				}
+				// The next read sees the new resourceVersion, reads the data again and drops
+				// the credential when the material changed (not for a label edit).
+				enqueue(q, c.dependentsOfSecret(ctx, cl, e.ObjectNew))
+			},
+			DeleteFunc: func(ctx context.Context, e event.TypedDeleteEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+				c.ForgetSecret(e.Object.Namespace, e.Object.Name)
+				enqueue(q, c.dependentsOfSecret(ctx, cl, e.Object))
+			},
+		}))
+}
+
+// dependentsOfSecret lists the VaultSecrets that read a credential Secret, inline or through a
+// VaultConnection of the Secret's namespace.
+func (c *Connector) dependentsOfSecret(ctx context.Context, cl client.Reader, s client.Object) []reconcile.Request {
+	reqs := vaultSecretsByIndex(ctx, cl, s.GetNamespace(), indexCredentialSecrets, s.GetName())
+	for _, vc := range connectionsUsingSecret(ctx, cl, s) {
+		reqs = append(reqs, vaultSecretsUsing(ctx, cl, vc.Namespace, string(v1alpha1.KindVaultConnection)+"/"+vc.Name)...)
+	}
+	return reqs
+}
+
+func connectionsUsingSecret(ctx context.Context, cl client.Reader, s client.Object) []reconcile.Request {
+	var list v1alpha1.VaultConnectionList
+	if err := cl.List(ctx, &list, client.InNamespace(s.GetNamespace()), client.MatchingFields{indexCredentialSecrets: s.GetName()}); err != nil {
+		logf.FromContext(ctx).Error(err, "listing VaultConnections by credential Secret")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
+}
+
+func vaultSecretsUsing(ctx context.Context, cl client.Reader, namespace, value string) []reconcile.Request {
+	return vaultSecretsByIndex(ctx, cl, namespace, indexConnectionRef, value)
+}
+
+func vaultSecretsByIndex(ctx context.Context, cl client.Reader, namespace, index, value string) []reconcile.Request {
+	var list v1alpha1.VaultSecretList
+	opts := []client.ListOption{client.MatchingFields{index: value}}
+	if namespace != "" {
+		opts = append(opts, client.InNamespace(namespace))
+	}
+	if err := cl.List(ctx, &list, opts...); err != nil {
+		logf.FromContext(ctx).Error(err, "listing VaultSecrets", "index", index)
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
+}
+
+func enqueue(q workqueue.TypedRateLimitingInterface[reconcile.Request], reqs []reconcile.Request) {
+	for _, r := range reqs {
+		q.Add(r)
+	}
+}
+
+// labelsChanged passes updates that change an object's labels, and deletions.
+func labelsChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return !maps.Equal(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels())
+		},
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
+}
+
+// setupConnections registers the indexes and the VaultConnection and ClusterVaultConnection
+// controllers.
+func setupConnections(ctx context.Context, mgr ctrl.Manager, c *Connector, o Options) error {
+	secretMeta, _ := c.SecretMeta.(cache.Cache)
+	if err := registerIndexes(ctx, mgr); err != nil {
+		return err
+	}
+	limiter := func() workqueue.TypedRateLimiter[reconcile.Request] {
+		return workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](backoffMin(o), backoffMax(o))
+	}
+	recorder := mgr.GetEventRecorder("vaultsync")
+	vc := &ConnectionReconciler{Client: mgr.GetClient(), Connector: c, Recorder: recorder, Kind: v1alpha1.KindVaultConnection}
+	bld := ctrl.NewControllerManagedBy(mgr).
+		Named("vaultconnection").
+		For(&v1alpha1.VaultConnection{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WithOptions(controller.Options{RateLimiter: limiter()})
+	if secretMeta != nil {
+		cl := mgr.GetClient()
+		bld = bld.WatchesRawSource(source.Kind(secretMeta, newSecretMetadata(),
+			handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
+				return connectionsUsingSecret(ctx, cl, s)
+			}),
+			predicate.TypedFuncs[*metav1.PartialObjectMetadata]{
+				UpdateFunc: func(e event.TypedUpdateEvent[*metav1.PartialObjectMetadata]) bool {
+					return e.ObjectOld.ResourceVersion != e.ObjectNew.ResourceVersion
+				},
+			}))
+	}
+	if err := bld.Complete(vc); err != nil {
+		return err
+	}
+	if !c.ClusterConnections {
+		return nil
+	}
+	cvc := &ConnectionReconciler{Client: mgr.GetClient(), Connector: c, Recorder: recorder, Kind: v1alpha1.KindClusterVaultConnection}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("clustervaultconnection").
+		For(&v1alpha1.ClusterVaultConnection{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WithOptions(controller.Options{RateLimiter: limiter()}).
+		Complete(cvc)
+}
+
+func backoffMin(o Options) time.Duration {
+	if o.BackoffMin > 0 {
+		return o.BackoffMin
+	}
+	return time.Second
+}
+
+func backoffMax(o Options) time.Duration {
+	if o.BackoffMax > 0 {
+		return o.BackoffMax
+	}
+	return 5 * time.Minute
+}
