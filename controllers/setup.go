@@ -28,12 +28,16 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
+	"github.com/vaultsync/vaultsync/internal/audit"
 	"github.com/vaultsync/vaultsync/internal/credentials"
 	"github.com/vaultsync/vaultsync/internal/keyvault"
+	"github.com/vaultsync/vaultsync/internal/metrics"
+	"github.com/vaultsync/vaultsync/internal/rollout"
 	"github.com/vaultsync/vaultsync/internal/secrets"
 )
 
@@ -61,6 +65,12 @@ type Options struct {
 	CoalesceWindow time.Duration
 	// BackoffMin and BackoffMax bound the retry delay after a failed sync.
 	BackoffMin, BackoffMax time.Duration
+	// ExpiryThreshold is how long before a synced certificate or secret
+	// expires that the ExpiringSoon condition turns true.
+	ExpiryThreshold time.Duration
+	// Events, when set, receives Key Vault events (see internal/events) and
+	// turns them into immediate syncs.
+	Events *EventRouter
 	// AzureClientOptions are passed to the Azure SDK (tests set transports here).
 	AzureClientOptions azcore.ClientOptions
 }
@@ -77,6 +87,8 @@ func DefaultOptions() Options {
 		CoalesceWindow: 10 * time.Second,
 		BackoffMin:     time.Second,
 		BackoffMax:     5 * time.Minute,
+
+		ExpiryThreshold: 30 * 24 * time.Hour,
 	}
 }
 
@@ -94,6 +106,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.NamespaceSelectors, "namespace-selectors", o.NamespaceSelectors,
 		"Evaluate ClusterVaultConnection allowedNamespaces.selector (needs get/list/watch on Namespaces); "+
 			"off, only allowedNamespaces.names admit a namespace.")
+	fs.DurationVar(&o.ExpiryThreshold, "expiry-warning", o.ExpiryThreshold,
+		"How long before a synced certificate or secret expires that the ExpiringSoon condition and a Warning event appear.")
 	fs.DurationVar(&o.BackoffMax, "retry-max-delay", o.BackoffMax, "Longest delay between retries of a failing VaultSecret.")
 }
 
@@ -121,7 +135,10 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err != nil {
 		return err
 	}
+	m := metrics.Shared()
+	auditor := audit.New(ctrl.Log)
 	kvOpts := &keyvault.Options{
+		Observer:      keyvault.Observers(m, auditor),
 		ClientOptions: o.AzureClientOptions,
 		Budget:        keyvault.NewBudget(keyvault.BudgetOptions{Requests: o.VaultRequests, Interval: o.VaultInterval}),
 		Coalescer:     keyvault.NewCoalescer(o.CoalesceWindow),
@@ -152,6 +169,11 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Vaults:   connector,
 		Recorder: mgr.GetEventRecorder("vaultsync"),
 		HashKey:  o.HashKey,
+
+		Metrics:         m,
+		Restarter:       &rollout.Restarter{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
+		Events:          o.Events,
+		ExpiryThreshold: o.ExpiryThreshold,
 	}
 	return r.SetupWithManager(mgr, o)
 }
@@ -182,6 +204,9 @@ func (r *VaultSecretReconciler) SetupWithManager(mgr ctrl.Manager, o Options) er
 		}), builder.WithPredicates(notOwnSecretWrite()))
 	if c, ok := r.Vaults.(*Connector); ok {
 		bld = c.vaultSecretWatches(mgr, bld) // connections, their namespaces and credential Secrets
+	}
+	if r.Events != nil {
+		bld = bld.WatchesRawSource(source.Channel(r.Events.C, &handler.EnqueueRequestForObject{}))
 	}
 	return bld.
 		WithOptions(controller.Options{

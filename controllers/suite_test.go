@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http/httptest"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/vaultsync/vaultsync/controllers"
+	"github.com/vaultsync/vaultsync/internal/events"
+	"github.com/vaultsync/vaultsync/internal/metrics"
 	"github.com/vaultsync/vaultsync/test/controlplane"
 	"github.com/vaultsync/vaultsync/test/emulator"
 )
@@ -37,23 +40,26 @@ import (
 // reached through its proxy exactly as production reaches Azure.
 
 const (
-	vaultName = "demo"
-	appClient = "5b1e7c2a-3d4f-4a6b-9c8d-0e1f2a3b4c5d" // identity "app" of hack/demo/emulator.yaml
+	eventsKey    = "suite-events-shared-secret"
+	eventedVault = "evented"
+	vaultName    = "demo"
+	appClient    = "5b1e7c2a-3d4f-4a6b-9c8d-0e1f2a3b4c5d" // identity "app" of hack/demo/emulator.yaml
 )
 
 var (
-	ctx      context.Context
-	cancel   context.CancelFunc
-	cp       *controlplane.ControlPlane
-	emu      *emulator.Emulator
-	k8s      client.Client
-	scheme   = runtime.NewScheme()
-	issuer   string
-	jwks     json.RawMessage
-	tenantID string
-	vaultURL string
-	logs     = &syncBuffer{}
-	nsSeq    atomic.Int64
+	ctx          context.Context
+	cancel       context.CancelFunc
+	cp           *controlplane.ControlPlane
+	emu          *emulator.Emulator
+	k8s          client.Client
+	scheme       = runtime.NewScheme()
+	issuer       string
+	jwks         json.RawMessage
+	tenantID     string
+	vaultURL     string
+	logs         = &syncBuffer{}
+	eventsServer *httptest.Server
+	nsSeq        atomic.Int64
 )
 
 // syncBuffer collects every log line of the manager, for the leak test.
@@ -124,6 +130,21 @@ var _ = BeforeSuite(func() {
 	o.NamespaceSelectors = true // the isolation specs admit namespaces by label
 	o.HashKey = []byte("suite-hash-key-suite-hash-key-32")
 	o.BackoffMin, o.BackoffMax = 200*time.Millisecond, 2*time.Second
+	// Key Vault events: the emulator delivers to a loopback endpoint served
+	// by the same handler the operator runs with --events-bind-address.
+	o.Events = controllers.NewEventRouter()
+	handler, err := events.NewHandler(events.Options{Secrets: [][]byte{[]byte(eventsKey)}, Sink: o.Events, Metrics: metrics.Shared()})
+	Expect(err).NotTo(HaveOccurred())
+	eventsServer = httptest.NewServer(handler)
+	// Only the "evented" vault publishes events, so the other specs see
+	// pure polling and force-sync behaviour.
+	Expect(emu.AddVault(emulator.Vault{Name: eventedVault, RoleAssignments: []emulator.RoleAssignment{
+		{Principal: "app", Role: "Key Vault Secrets User"},
+	}})).To(Succeed())
+	_, err = emu.AddEventSubscription(ctx, emulator.EventSubscription{
+		Name: "operator", Endpoint: eventsServer.URL + "/events", Secret: eventsKey, Vaults: []string{eventedVault},
+	})
+	Expect(err).NotTo(HaveOccurred())
 	Expect(controllers.Setup(mgr, o)).To(Succeed())
 	go func() {
 		defer GinkgoRecover()
@@ -139,6 +160,9 @@ var _ = AfterSuite(func() {
 		}
 		if emu != nil {
 			emu.Close()
+		}
+		if eventsServer != nil {
+			eventsServer.Close()
 		}
 		if cp != nil {
 			cp.Stop()

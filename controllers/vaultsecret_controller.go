@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -17,7 +18,10 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
+	"github.com/vaultsync/vaultsync/internal/audit"
 	"github.com/vaultsync/vaultsync/internal/keyvault"
+	"github.com/vaultsync/vaultsync/internal/metrics"
+	"github.com/vaultsync/vaultsync/internal/rollout"
 	"github.com/vaultsync/vaultsync/internal/secrets"
 )
 
@@ -41,6 +45,15 @@ type VaultSecretReconciler struct {
 
 	// slots caps the workers that may wait on one vault (set by SetupWithManager).
 	slots *vaultSlots
+
+	// Metrics records syncs, updates, rollouts and expiries (nil: none).
+	Metrics *metrics.Metrics
+	// Restarter restarts rolloutRestartTargets (nil: no rollouts).
+	Restarter *rollout.Restarter
+	// Events routes Key Vault events to the VaultSecrets that read the object (nil: none).
+	Events *EventRouter
+	// ExpiryThreshold is how long before expiry ExpiringSoon turns true (default 30 days).
+	ExpiryThreshold time.Duration
 }
 
 // +kubebuilder:rbac:groups=vaultsync.io,resources=vaultsecrets,verbs=get;list;watch
@@ -49,6 +62,7 @@ type VaultSecretReconciler struct {
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get
 // +kubebuilder:rbac:groups="",resources=serviceaccounts/token,verbs=create
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;patch
 
 // Reconcile syncs one VaultSecret: decide whether a sync is due, fetch every
 // object, render the data, write the Secret, record the outcome.
@@ -56,6 +70,13 @@ func (r *VaultSecretReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	log := logf.FromContext(ctx)
 	vs := &v1alpha1.VaultSecret{}
 	if err := r.Client.Get(ctx, req.NamespacedName, vs); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Events.forget(req.NamespacedName)
+			if r.Metrics != nil {
+				r.Metrics.Expiry.Delete(req.String())
+				r.Metrics.Status.Delete(req.String())
+			}
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !vs.DeletionTimestamp.IsZero() {
@@ -65,6 +86,12 @@ func (r *VaultSecretReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	// One status write at most per reconcile, and none when nothing changed.
 	orig := vs.DeepCopy()
 	defer func() {
+		if r.Metrics != nil {
+			ready := meta.FindStatusCondition(vs.Status.Conditions, v1alpha1.ConditionReady)
+			if ready != nil {
+				r.Metrics.Status.Set(req.String(), ready.Status == metav1.ConditionTrue, ready.Reason)
+			}
+		}
 		if equality.Semantic.DeepEqual(orig.Status, vs.Status) {
 			return
 		}
@@ -79,6 +106,13 @@ func (r *VaultSecretReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	now := r.now()
 	due, why, fresh := r.syncDue(vs, existing, now)
+	if r.Events.take(req.String()) && (!due || !fresh) {
+		// A Key Vault event names an object this VaultSecret reads.
+		due, why, fresh = true, "Key Vault event", true
+		if vs.RefreshPolicyOrDefault() == v1alpha1.RefreshCreatedOnce && existing != nil {
+			due = false
+		}
+	}
 	if !due {
 		if vs.Status.NextSyncTime == nil {
 			return ctrl.Result{}, nil
@@ -91,7 +125,17 @@ func (r *VaultSecretReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		// from another VaultSecret's fetch a moment ago.
 		ctx = keyvault.WithFresh(ctx)
 	}
-	return r.sync(ctx, vs, existing, now)
+	start := time.Now()
+	res, err := r.sync(ctx, vs, existing, now)
+	if r.Metrics != nil {
+		ready := meta.FindStatusCondition(vs.Status.Conditions, v1alpha1.ConditionReady)
+		result, reason := metrics.SyncSuccess, ""
+		if ready != nil && ready.Status != metav1.ConditionTrue {
+			result, reason = metrics.SyncFailure, ready.Reason
+		}
+		r.Metrics.ObserveSync(result, reason, time.Since(start))
+	}
+	return res, err
 }
 
 // syncDue decides whether Key Vault must be read now, and whether the read
@@ -100,6 +144,10 @@ func (r *VaultSecretReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 // cost nothing.
 func (r *VaultSecretReconciler) syncDue(vs *v1alpha1.VaultSecret, existing *corev1.Secret, now time.Time) (due bool, why string, fresh bool) {
 	ready := meta.FindStatusCondition(vs.Status.Conditions, v1alpha1.ConditionReady)
+	policy := vs.RefreshPolicyOrDefault()
+	if policy == v1alpha1.RefreshCreatedOnce && ready != nil && ready.Status == metav1.ConditionTrue && existing != nil {
+		return false, "", false // written once; never updated while it exists
+	}
 	switch {
 	case vs.Status.ObservedGeneration != vs.Generation || ready == nil:
 		// A new VaultSecret may share a result another one fetched within
@@ -115,6 +163,8 @@ func (r *VaultSecretReconciler) syncDue(vs *v1alpha1.VaultSecret, existing *core
 		return true, "target Secret missing", false
 	case r.drifted(vs, existing):
 		return true, "target Secret changed by someone else", false
+	case policy != v1alpha1.RefreshPeriodic:
+		return false, "", false // only spec changes, events and force-syncs
 	case vs.Status.NextSyncTime == nil:
 		return vs.RefreshIntervalOrDefault() > 0, "no sync scheduled", false
 	case !now.Before(vs.Status.NextSyncTime.Time):
@@ -136,10 +186,7 @@ func (r *VaultSecretReconciler) drifted(vs *v1alpha1.VaultSecret, s *corev1.Secr
 
 func (r *VaultSecretReconciler) sync(ctx context.Context, vs *v1alpha1.VaultSecret, existing *corev1.Secret, now time.Time) (ctrl.Result, error) {
 	log := logf.FromContext(ctx)
-	owner := secrets.Owner{
-		Namespace: vs.Namespace, Name: vs.Name, UID: vs.UID,
-		APIVersion: v1alpha1.GroupVersion.String(), Kind: "VaultSecret",
-	}
+	owner := secretsOwner(vs)
 	policy := secrets.Policy(vs.CreationPolicyOrDefault())
 
 	// Ownership first: a conflict needs no call to Azure.
@@ -150,6 +197,14 @@ func (r *VaultSecretReconciler) sync(ctx context.Context, vs *v1alpha1.VaultSecr
 	vault, err := r.Vaults.For(ctx, vs)
 	if err != nil {
 		return r.fail(ctx, vs, err)
+	}
+	vaultHost := ""
+	if h, ok := vault.(interface{ Host() string }); ok {
+		vaultHost = h.Host()
+		r.Events.index(vs, "https://"+vaultHost)
+	}
+	if id, ok := vault.(interface{ IdentityKey() string }); ok {
+		ctx = audit.WithSubject(ctx, auditSubject(vs, id.IdentityKey()))
 	}
 	release, ok := r.slots.acquire(vault)
 	if !ok {
@@ -194,7 +249,7 @@ func (r *VaultSecretReconciler) sync(ctx context.Context, vs *v1alpha1.VaultSecr
 	vs.Status.Certificates = res.Certificates
 	vs.Status.NextSyncTime = nil
 	var result ctrl.Result
-	if interval > 0 {
+	if interval > 0 && vs.RefreshPolicyOrDefault() == v1alpha1.RefreshPeriodic {
 		next := refreshSlot(vs, now, interval)
 		vs.Status.NextSyncTime = &metav1.Time{Time: next}
 		result.RequeueAfter = next.Sub(now)
@@ -205,11 +260,23 @@ func (r *VaultSecretReconciler) sync(ctx context.Context, vs *v1alpha1.VaultSecr
 		Message:            fmt.Sprintf("Secret %q holds %d keys from %s", desired.Name, len(res.Data), sourceOf(vs)),
 	})
 
+	if meta.IsStatusConditionTrue(vs.Status.Conditions, v1alpha1.ConditionSourceDeleted) {
+		meta.SetStatusCondition(&vs.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionSourceDeleted,
+			Status: metav1.ConditionFalse, Reason: ReasonSourcePresent, ObservedGeneration: vs.Generation,
+			Message: "every Key Vault object is present again"})
+	}
+	r.recordExpiry(vs, res, vaultHost, now)
+	if written.Written && r.Metrics != nil {
+		r.Metrics.SecretUpdated()
+	}
+
 	switch {
-	case !wasReady:
+	case !wasReady && (prevHash == "" || prevHash == newHash):
 		r.event(vs, corev1.EventTypeNormal, ReasonSynced, "Sync", fmt.Sprintf("Secret %q synced from Key Vault", desired.Name))
 	case prevHash != "" && prevHash != newHash:
 		r.event(vs, corev1.EventTypeNormal, ReasonUpdated, "Sync", fmt.Sprintf("Secret %q updated with new Key Vault versions", desired.Name))
+		// The data changed: restart its consumers, once for this version.
+		r.rollout(ctx, vs, newHash)
 	}
 	log.V(1).Info("synced", "secret", desired.Name, "written", written.Written, "keys", len(res.Data))
 	return result, nil
@@ -231,6 +298,9 @@ func (r *VaultSecretReconciler) fail(ctx context.Context, vs *v1alpha1.VaultSecr
 	})
 	if prev == nil || prev.Status != metav1.ConditionFalse || prev.Reason != reason || prev.Message != message {
 		r.event(vs, corev1.EventTypeWarning, ReasonSyncFailed, "Sync", message)
+	}
+	if errors.Is(err, keyvault.ErrNotFound) && vs.Status.DataHash != "" {
+		r.sourceDeleted(ctx, vs, message)
 	}
 	logf.FromContext(ctx).Info("sync failed", "reason", reason, "retry", retry)
 	switch retry {
@@ -268,4 +338,11 @@ func (r *VaultSecretReconciler) now() time.Time {
 // hit Key Vault together forever.
 func jitter(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
+}
+
+func secretsOwner(vs *v1alpha1.VaultSecret) secrets.Owner {
+	return secrets.Owner{
+		Namespace: vs.Namespace, Name: vs.Name, UID: vs.UID,
+		APIVersion: v1alpha1.GroupVersion.String(), Kind: "VaultSecret",
+	}
 }

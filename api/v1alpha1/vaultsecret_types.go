@@ -159,7 +159,68 @@ type VaultSecretSpec struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +optional
 	DataFrom []DataFromSource `json:"dataFrom,omitempty"`
+
+	// refreshPolicy says when Key Vault is read again. Periodic (the default): every
+	// refreshInterval, and at once on a spec change, a Key Vault event or a force-sync.
+	// OnChange: only on a spec change, a Key Vault event or a force-sync. CreatedOnce: the
+	// Secret is written once and never updated while it exists.
+	// +kubebuilder:validation:Enum=Periodic;OnChange;CreatedOnce
+	// +kubebuilder:default=Periodic
+	// +optional
+	RefreshPolicy RefreshPolicy `json:"refreshPolicy,omitempty"`
+
+	// rolloutRestartTargets are workloads of this namespace restarted (like kubectl rollout
+	// restart) when the synced data changes: once per change, never on the first sync, an
+	// operator restart, a metadata-only change or a failed sync. A missing workload is a
+	// Warning event, not a failure. At most 16.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	RolloutRestartTargets []RolloutTarget `json:"rolloutRestartTargets,omitempty"`
 }
+
+// RefreshPolicy says when a VaultSecret reads Key Vault again.
+type RefreshPolicy string
+
+// Refresh policies.
+const (
+	RefreshPeriodic    RefreshPolicy = "Periodic"
+	RefreshOnChange    RefreshPolicy = "OnChange"
+	RefreshCreatedOnce RefreshPolicy = "CreatedOnce"
+)
+
+// RolloutTarget names a workload to restart when the Secret's data changes.
+type RolloutTarget struct {
+	// kind is Deployment, StatefulSet or DaemonSet.
+	// +kubebuilder:validation:Enum=Deployment;StatefulSet;DaemonSet
+	// +required
+	Kind string `json:"kind"`
+
+	// name is the workload's name in this namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+}
+
+// SourceDeletedPolicy says what happens to the Secret when a Key Vault object it was synced
+// from is deleted.
+type SourceDeletedPolicy string
+
+// Source-deleted policies.
+const (
+	SourceDeletedRetain SourceDeletedPolicy = "Retain"
+	SourceDeletedDelete SourceDeletedPolicy = "Delete"
+)
+
+// Condition types besides Ready.
+const (
+	// ConditionExpiringSoon is True when a synced certificate or secret expires within the
+	// operator's warning threshold.
+	ConditionExpiringSoon = "ExpiringSoon"
+	// ConditionSourceDeleted is True when a Key Vault object this VaultSecret synced was deleted.
+	ConditionSourceDeleted = "SourceDeleted"
+)
 
 // VaultRef points at a Key Vault and says how to authenticate to it.
 // +kubebuilder:validation:XValidation:rule="!has(self.auth.managedIdentity)",message="spec.vault.auth.managedIdentity is only allowed in a ClusterVaultConnection: a managed identity belongs to the node or the operator, not to a namespace",fieldPath=".auth.managedIdentity",reason=FieldValueForbidden
@@ -233,6 +294,15 @@ type SecretTarget struct {
 	// template computes Secret keys from the synced values.
 	// +optional
 	Template *SecretTemplate `json:"template,omitempty"`
+
+	// onSourceDeleted says what happens when a Key Vault object that was synced is deleted (or
+	// purged): Retain (the default) keeps the Secret with its last data; Delete deletes a
+	// Secret this VaultSecret created (with Merge: removes only its keys). Either way the
+	// SourceDeleted condition says so.
+	// +kubebuilder:validation:Enum=Retain;Delete
+	// +kubebuilder:default=Retain
+	// +optional
+	OnSourceDeleted SourceDeletedPolicy `json:"onSourceDeleted,omitempty"`
 }
 
 // SecretTemplate computes Secret keys with Go templates.
@@ -424,6 +494,11 @@ type VaultSecretStatus struct {
 	// +listType=atomic
 	// +optional
 	Certificates []CertificateStatus `json:"certificates,omitempty"`
+
+	// expiresAt is the earliest expiry among the synced objects: a certificate's notAfter or a
+	// secret's expiry attribute. Empty when none expires.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
 }
 
 // CertificateStatus describes one certificate written to the Secret.
@@ -539,6 +614,22 @@ func (r *RemoteRef) FormatOrDefault() Format {
 	default:
 		return ""
 	}
+}
+
+// RefreshPolicyOrDefault is spec.refreshPolicy, RefreshPeriodic when unset.
+func (v *VaultSecret) RefreshPolicyOrDefault() RefreshPolicy {
+	if v.Spec.RefreshPolicy == "" {
+		return RefreshPeriodic
+	}
+	return v.Spec.RefreshPolicy
+}
+
+// OnSourceDeletedOrDefault is spec.target.onSourceDeleted, SourceDeletedRetain when unset.
+func (v *VaultSecret) OnSourceDeletedOrDefault() SourceDeletedPolicy {
+	if v.Spec.Target.OnSourceDeleted == "" {
+		return SourceDeletedRetain
+	}
+	return v.Spec.Target.OnSourceDeleted
 }
 
 // WritesTLSKeys reports whether the item is a certificate in TLS format, which writes

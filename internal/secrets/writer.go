@@ -203,6 +203,30 @@ func (w *Writer) Apply(ctx context.Context, owner Owner, existing *corev1.Secret
 	return Result{Written: true, Created: existing == nil}, nil
 }
 
+// Remove takes away what owner wrote: with merge, only its keys (server-side
+// apply of nothing under its field manager); otherwise the whole Secret, if
+// owner manages it.
+func (w *Writer) Remove(ctx context.Context, owner Owner, name string, merge bool) error {
+	existing, err := w.Get(ctx, owner.Namespace, name)
+	if err != nil || existing == nil {
+		return err
+	}
+	if merge {
+		ac := corev1ac.Secret(name, owner.Namespace)
+		if err := w.Client.Apply(ctx, ac, client.FieldOwner(FieldOwner+":"+owner.Name), client.ForceOwnership); err != nil {
+			return fmt.Errorf("removing keys from Secret %q: %w", name, err)
+		}
+		return nil
+	}
+	if err := CheckOwnership(existing, owner, PolicyOwner); err != nil {
+		return err
+	}
+	if err := w.Client.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting Secret %q: %w", name, err)
+	}
+	return nil
+}
+
 // removeKeys deletes data keys with a JSON merge patch.
 func (w *Writer) removeKeys(ctx context.Context, namespace, name string, keys []string) error {
 	null := map[string]any{}
