@@ -74,7 +74,7 @@ verify: manifests generate chart-crds docs ## Regenerate everything and fail if 
 
 .PHONY: test
 test: envtest-bins helm vet ## Unit, emulator, admission, controller, chart and control-plane suites.
-	go test -timeout $(TEST_TIMEOUT) -count=1 $$(go list ./... | grep -v -e /test/faults -e /test/bench)
+	go test -timeout $(TEST_TIMEOUT) -count=1 $$(go list ./... | grep -v -e /test/faults -e /test/bench -e /test/eventbench)
 
 ##@ Build
 .PHONY: build

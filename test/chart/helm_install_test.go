@@ -42,7 +42,7 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	const release = "vaultsync"
 	ns := func(name string) client.ObjectKey { return client.ObjectKey{Namespace: releaseNamespace, Name: name} }
 	cluster := func(name string) client.ObjectKey { return client.ObjectKey{Name: name} }
-	crdName := generatedCRDs(t)[0].GetName()
+	crdNames := generatedCRDNames(t)
 
 	// Install with the default values.
 	out := c.tools.must(nil, helm, "install", release, chartRel, "--namespace", releaseNamespace, "--create-namespace")
@@ -50,11 +50,13 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	notesExample := notesVaultSecret(out)
 	g.Expect(notesExample).To(ContainSubstring("kind: VaultSecret"), "NOTES.txt shows how to create a first VaultSecret:\n%s", out)
 
+	for _, name := range crdNames {
+		g.Expect(c.exists(&apiextensionsv1.CustomResourceDefinition{}, cluster(name))()).To(BeTrue(), "CRD %s after helm install", name)
+	}
 	installed := []struct {
 		obj client.Object
 		key client.ObjectKey
 	}{
-		{&apiextensionsv1.CustomResourceDefinition{}, cluster(crdName)},
 		{&corev1.ServiceAccount{}, ns("vaultsync")},
 		{&appsv1.Deployment{}, ns("vaultsync")},
 		{&corev1.Service{}, ns("vaultsync-metrics")},
@@ -76,9 +78,19 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	g.Expect(c.client.Get(ctx, ns("vaultsync"), d)).To(Succeed())
 	g.Expect(d.Spec.Replicas).To(HaveValue(Equal(int32(1))))
 	g.Expect(d.Spec.Template.Spec.Containers[0].SecurityContext.ReadOnlyRootFilesystem).To(HaveValue(BeTrue()))
+	// The API server's RBAC agrees: connections of both kinds, no Namespaces.
+	for _, can := range []struct{ verb, resource string }{
+		{"watch", "clustervaultconnections"}, {"patch", "clustervaultconnections/status"},
+		{"watch", "vaultconnections"}, {"patch", "vaultconnections/status"}, {"watch", "vaultsecrets"},
+	} {
+		g.Eventually(c.subjectCan(g, can.verb, "vaultsync.io", can.resource, "")).WithTimeout(eventually).Should(BeTrue(), "%s %s", can.verb, can.resource)
+	}
+	g.Expect(c.subjectCan(g, "list", "", "namespaces", "")()).To(BeFalse())
 
-	// The CRD serves VaultSecrets; one is created to outlive the uninstall.
-	c.waitEstablished(g, crdName)
+	// The CRDs serve VaultSecrets; one is created to outlive the uninstall.
+	for _, name := range crdNames {
+		c.waitEstablished(g, name)
+	}
 	c.kubectl("", "create", "namespace", "team-a")
 	c.kubectl(sampleVaultSecret("team-a", "db"), "apply", "-f", "-")
 	// The example of NOTES.txt passes the CRD's validation.
@@ -105,14 +117,31 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	g.Expect(c.exists(&rbacv1.Role{}, client.ObjectKey{Namespace: "team-a", Name: "vaultsync-manager"})()).To(BeTrue())
 	g.Expect(c.exists(&rbacv1.RoleBinding{}, client.ObjectKey{Namespace: "team-a", Name: "vaultsync-manager"})()).To(BeTrue())
 	g.Expect(c.exists(&rbacv1.Role{}, ns("vaultsync-hash-key"))()).To(BeTrue())
-	// The cluster-wide manager rights are gone.
+	// The cluster-wide manager rights are gone, but for ClusterVaultConnections.
 	g.Eventually(c.exists(&rbacv1.ClusterRole{}, cluster("vaultsync-manager"))).WithTimeout(eventually).Should(BeFalse())
 	g.Eventually(c.exists(&rbacv1.ClusterRoleBinding{}, cluster("vaultsync-manager"))).WithTimeout(eventually).Should(BeFalse())
+	g.Expect(c.exists(&rbacv1.ClusterRole{}, cluster("vaultsync-cluster-connections"))()).To(BeTrue())
+	g.Expect(c.exists(&rbacv1.ClusterRoleBinding{}, cluster("vaultsync-cluster-connections"))()).To(BeTrue())
+	g.Eventually(c.subjectCan(g, "list", "", "secrets", "default")).WithTimeout(eventually).Should(BeFalse())
+	g.Expect(c.subjectCan(g, "list", "", "secrets", "team-a")()).To(BeTrue())
+	g.Expect(c.subjectCan(g, "watch", "vaultsync.io", "clustervaultconnections", "")()).To(BeTrue())
+	g.Expect(c.subjectCan(g, "update", "vaultsync.io", "clustervaultconnections/status", "")()).To(BeTrue())
+	g.Expect(c.subjectCan(g, "watch", "vaultsync.io", "vaultconnections", "")()).To(BeFalse(), "VaultConnections only in team-a")
+
+	// Upgrade: without ClusterVaultConnections, no right on them remains.
+	out = c.tools.must(nil, helm, "upgrade", release, chartRel, "--namespace", releaseNamespace, "--reuse-values",
+		"--values", valuesFile(t, valuesNoClusterConnections))
+	g.Expect(out).To(ContainSubstring("REVISION: 3"))
+	g.Expect(c.client.Get(ctx, ns("vaultsync"), d)).To(Succeed())
+	g.Expect(d.Spec.Template.Spec.Containers[0].Args).To(ContainElements("--cluster-connections=false", "--watch-namespaces=team-a"))
+	g.Eventually(c.exists(&rbacv1.ClusterRole{}, cluster("vaultsync-cluster-connections"))).WithTimeout(eventually).Should(BeFalse())
+	g.Eventually(c.subjectCan(g, "watch", "vaultsync.io", "clustervaultconnections", "")).WithTimeout(eventually).Should(BeFalse())
+	g.Expect(c.subjectCan(g, "watch", "vaultsync.io", "vaultconnections", "team-a")()).To(BeTrue())
 
 	// Uninstall: everything goes except the CRD and the VaultSecrets.
 	out = c.tools.must(nil, helm, "uninstall", release, "--namespace", releaseNamespace)
 	g.Expect(out).To(ContainSubstring("uninstalled"))
-	gone := append(installed[1:],
+	gone := append(installed,
 		struct {
 			obj client.Object
 			key client.ObjectKey
@@ -128,9 +157,11 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	}
 	// helm uninstall deletes synchronously: a CRD it meant to delete would be
 	// gone or terminating by now.
-	crd := &apiextensionsv1.CustomResourceDefinition{}
-	g.Expect(c.client.Get(ctx, cluster(crdName), crd)).To(Succeed(), "helm uninstall must keep the CRD")
-	g.Expect(crd.DeletionTimestamp).To(BeNil(), "helm uninstall must keep the CRD")
+	for _, name := range crdNames {
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		g.Expect(c.client.Get(ctx, cluster(name), crd)).To(Succeed(), "helm uninstall must keep the CRD %s", name)
+		g.Expect(crd.DeletionTimestamp).To(BeNil(), "helm uninstall must keep the CRD %s", name)
+	}
 	vs := &unstructured.Unstructured{}
 	vs.SetAPIVersion("vaultsync.io/v1alpha1")
 	vs.SetKind("VaultSecret")

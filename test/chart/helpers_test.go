@@ -145,9 +145,16 @@ func (e *cmdError) Error() string {
 func (e *cmdError) Unwrap() error { return e.err }
 
 // valuesFile writes values (YAML) to a temporary file and returns its path.
+// The path holds no comma (helm splits --values at commas), whatever the
+// test's name.
 func valuesFile(t testing.TB, values string) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "values.yaml")
+	dir, err := os.MkdirTemp("", "vaultsync-chart-values-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	p := filepath.Join(dir, "values.yaml")
 	if err := os.WriteFile(p, []byte(values), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -281,6 +288,48 @@ func generatedCRDs(t testing.TB) manifest {
 			t.Fatal(err)
 		}
 		out = append(out, parseManifest(t, string(b))...)
+	}
+	return out
+}
+
+// vaultSecretCRD is the name of the VaultSecret CRD.
+const vaultSecretCRD = "vaultsecrets.vaultsync.io"
+
+// generatedCRDNames returns the names of the CRDs of config/crd/bases.
+func generatedCRDNames(t testing.TB) []string {
+	t.Helper()
+	var out []string
+	for _, crd := range generatedCRDs(t) {
+		out = append(out, crd.GetName())
+	}
+	return out
+}
+
+// sampleObjects returns how kubectl names each object of the YAML files in
+// dir (a kustomization.yaml aside): "<kind>.<group>/<name>", or "<kind>/<name>"
+// for the core group, lower-case.
+func sampleObjects(t testing.TB, dir string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, f := range files {
+		if filepath.Base(f) == "kustomization.yaml" {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range parseManifest(t, string(b)) {
+			kind := strings.ToLower(o.GetKind())
+			if group := o.GroupVersionKind().Group; group != "" {
+				kind += "." + group
+			}
+			out = append(out, kind+"/"+o.GetName())
+		}
 	}
 	return out
 }

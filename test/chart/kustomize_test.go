@@ -43,7 +43,7 @@ func TestKubectlApplyKustomize(t *testing.T) {
 	const namespace = "vaultsync-system"
 	ns := func(name string) client.ObjectKey { return client.ObjectKey{Namespace: namespace, Name: name} }
 	cluster := func(name string) client.ObjectKey { return client.ObjectKey{Name: name} }
-	crdName := generatedCRDs(t)[0].GetName()
+	crdName := vaultSecretCRD
 
 	c.kubectl("", "apply", "-k", "config/default")
 
@@ -52,7 +52,6 @@ func TestKubectlApplyKustomize(t *testing.T) {
 		key client.ObjectKey
 	}{
 		{&corev1.Namespace{}, cluster(namespace)},
-		{&apiextensionsv1.CustomResourceDefinition{}, cluster(crdName)},
 		{&corev1.ServiceAccount{}, ns("vaultsync-manager")},
 		{&appsv1.Deployment{}, ns("vaultsync-manager")},
 		{&corev1.Service{}, ns("vaultsync-metrics")},
@@ -65,6 +64,9 @@ func TestKubectlApplyKustomize(t *testing.T) {
 		{&rbacv1.RoleBinding{}, ns("vaultsync-leader-election")},
 	} {
 		g.Expect(c.exists(o.obj, o.key)()).To(BeTrue(), "%T %s after kubectl apply -k", o.obj, o.key)
+	}
+	for _, name := range generatedCRDNames(t) {
+		g.Expect(c.exists(&apiextensionsv1.CustomResourceDefinition{}, cluster(name))()).To(BeTrue(), "CRD %s after kubectl apply -k", name)
 	}
 
 	// RBAC: the generated rules, bound to the manager's ServiceAccount.
@@ -109,9 +111,19 @@ func TestKubectlApplyKustomize(t *testing.T) {
 		g.Expect(d.Spec.Template.Labels).To(HaveKeyWithValue(k, v))
 	}
 
-	c.waitEstablished(g, crdName)
+	// The manager runs with the binary's defaults, which role.yaml covers:
+	// ClusterVaultConnections served, namespace selectors off (no Namespace rights).
+	g.Expect(ctr.Args).NotTo(ContainElement(HavePrefix("--cluster-connections")))
+	g.Expect(ctr.Args).NotTo(ContainElement(HavePrefix("--namespace-selectors")))
+	for _, r := range cr.Rules {
+		g.Expect(r.Resources).NotTo(ContainElement("namespaces"))
+	}
 
-	// The samples, when the repository has them: the CRD accepts every one.
+	for _, name := range generatedCRDNames(t) {
+		c.waitEstablished(g, name)
+	}
+
+	// The samples, when the repository has them: the CRDs accept every one.
 	samples := filepath.Join(repoRoot(t), "config", "samples")
 	sampleCount := 0
 	if _, err := os.Stat(samples); err != nil {
@@ -125,6 +137,9 @@ func TestKubectlApplyKustomize(t *testing.T) {
 		}
 		sampleCount = strings.Count(out, "vaultsecret.vaultsync.io/")
 		g.Expect(sampleCount).To(BeNumerically(">", 0), "config/samples holds no VaultSecret: %s", out)
+		for _, ref := range sampleObjects(t, samples) {
+			g.Expect(out).To(ContainSubstring(ref+" "), "kubectl apply of config/samples")
+		}
 	}
 
 	// A VaultSecret of our own, so the columns are checked in any case.

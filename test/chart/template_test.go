@@ -102,15 +102,18 @@ manager:
 
 // allValues names every combination, for lint and common checks.
 var allValues = map[string]string{
-	"default":            valuesDefault,
-	"watchNamespaces":    valuesWatchNamespaces,
-	"workloadIdentity":   valuesWorkloadIdentity,
-	"crds disabled":      valuesNoCRDs,
-	"replicas 2 and PDB": valuesHA,
-	"serviceMonitor":     valuesServiceMonitor,
-	"namespaceSelectors": valuesNamespaceSelectors,
-	"metrics disabled":   valuesMetricsOff,
-	"extras":             valuesExtras,
+	"default":                     valuesDefault,
+	"watchNamespaces":             valuesWatchNamespaces,
+	"workloadIdentity":            valuesWorkloadIdentity,
+	"crds disabled":               valuesNoCRDs,
+	"replicas 2 and PDB":          valuesHA,
+	"serviceMonitor":              valuesServiceMonitor,
+	"namespaceSelectors":          valuesNamespaceSelectors,
+	"clusterConnections disabled": valuesNoClusterConnections,
+	"watchNamespaces, clusterConnections disabled": valuesWatchNoClusterConnections,
+	"watchNamespaces, namespaceSelectors":          valuesWatchNamespaces + valuesNamespaceSelectors,
+	"metrics disabled":                             valuesMetricsOff,
+	"extras":                                       valuesExtras,
 }
 
 func TestHelmLint(t *testing.T) {
@@ -225,6 +228,7 @@ func TestTemplateDefault(t *testing.T) {
 	g.Expect(c.Image).To(Equal("ghcr.io/vaultsync/vaultsync:" + chartAppVersion(t)))
 	g.Expect(c.Args).To(ContainElements("--metrics-bind-address=:8443", "--metrics-secure=true"))
 	g.Expect(c.Args).NotTo(ContainElement(HavePrefix("--watch-namespaces")))
+	g.Expect(c.Args).To(ContainElements("--cluster-connections=true", "--namespace-selectors=false"))
 	g.Expect(d.Spec.Template.Labels).NotTo(HaveKey("azure.workload.identity/use"))
 
 	// Cluster-wide RBAC with exactly the generated rules.
@@ -319,10 +323,11 @@ func TestTemplateWatchNamespaces(t *testing.T) {
 	g.Expect(c.Args).To(ContainElement("--watch-namespaces=team-a,team-b"))
 
 	// No cluster-wide manager rights; Roles with the generated rules in the
-	// watched namespaces only.
+	// watched namespaces only, less the cluster-scoped ClusterVaultConnections
+	// (a Role cannot grant them; see TestTemplateWatchNamespacesClusterConnections).
 	g.Expect(m.find("ClusterRole", "", "vaultsync-manager")).To(BeNil())
 	g.Expect(m.find("ClusterRoleBinding", "", "vaultsync-manager")).To(BeNil())
-	want := generatedManagerRules(t)
+	want := withoutClusterConnections(generatedManagerRules(t))
 	var roleNamespaces []string
 	for _, o := range m.ofKind("Role") {
 		if o.GetName() == "vaultsync-manager" {
@@ -336,7 +341,7 @@ func TestTemplateWatchNamespaces(t *testing.T) {
 	for _, o := range m.ofKind("ClusterRole") {
 		clusterRoles = append(clusterRoles, o.GetName())
 	}
-	g.Expect(clusterRoles).To(ConsistOf("vaultsync-metrics-auth", "vaultsync-metrics-reader"))
+	g.Expect(clusterRoles).To(ConsistOf("vaultsync-metrics-auth", "vaultsync-metrics-reader", "vaultsync-cluster-connections"))
 
 	// The hash-key Secret of the release namespace: get that one Secret, create.
 	hk := m.find("Role", releaseNamespace, "vaultsync-hash-key")
@@ -435,16 +440,30 @@ func TestTemplateNamespaceSelectors(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
 			m := renderChart(t, values)
+			g.Expect(managerArgs(t, m)).To(ContainElement("--namespace-selectors=true"))
 			cr := m.find("ClusterRole", "", "vaultsync-namespaces")
 			g.Expect(cr).NotTo(BeNil(), "objects: %v", m.names())
 			g.Expect(convert[rbacv1.ClusterRole](t, cr).Rules).To(Equal([]rbacv1.PolicyRule{{
 				APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"},
 			}}))
 			expectBinding(g, t, m, "ClusterRoleBinding", "", "vaultsync-namespaces", "ClusterRole")
-			// The manager's own rules stay exactly the generated ones.
-			for _, o := range append(m.ofKind("ClusterRole"), m.ofKind("Role")...) {
+			// The manager's own rules stay the generated ones (less what a Role
+			// cannot grant); only the namespaces ClusterRole reads Namespaces.
+			for _, o := range m.ofKind("ClusterRole") {
 				if o.GetName() == "vaultsync-manager" {
 					g.Expect(convert[rbacv1.ClusterRole](t, o).Rules).To(Equal(generatedManagerRules(t)))
+				}
+			}
+			for _, o := range m.ofKind("Role") {
+				if o.GetName() == "vaultsync-manager" {
+					g.Expect(convert[rbacv1.Role](t, o).Rules).To(Equal(withoutClusterConnections(generatedManagerRules(t))))
+				}
+			}
+			for _, o := range append(m.ofKind("ClusterRole"), m.ofKind("Role")...) {
+				if o.GetName() != "vaultsync-namespaces" {
+					for _, r := range convert[rbacv1.ClusterRole](t, o).Rules {
+						g.Expect(r.Resources).NotTo(ContainElement("namespaces"), "%s %s", o.GetKind(), o.GetName())
+					}
 				}
 			}
 		})
@@ -502,14 +521,17 @@ func TestTemplateExtras(t *testing.T) {
 
 func TestSchemaRejectsMistakes(t *testing.T) {
 	for name, tc := range map[string]struct{ values, want string }{
-		"unknown top-level key":  {"replica: 2\n", "replica"},
-		"unknown nested key":     {"image:\n  tagg: v1\n", "tagg"},
-		"serviceMonitor typo":    {"metrics:\n  servicemonitor:\n    enabled: true\n", "servicemonitor"},
-		"wrong type":             {"replicas: two\n", "replicas"},
-		"watchNamespaces string": {"watchNamespaces: team-a\n", "watchNamespaces"},
-		"bad namespace name":     {"watchNamespaces: [Team_A]\n", "watchNamespaces"},
-		"bad duration":           {"manager:\n  retryMaxDelay: 5 minutes\n", "retryMaxDelay"},
-		"bad pull policy":        {"image:\n  pullPolicy: Sometimes\n", "pullPolicy"},
+		"unknown top-level key":             {"replica: 2\n", "replica"},
+		"unknown nested key":                {"image:\n  tagg: v1\n", "tagg"},
+		"serviceMonitor typo":               {"metrics:\n  servicemonitor:\n    enabled: true\n", "servicemonitor"},
+		"wrong type":                        {"replicas: two\n", "replicas"},
+		"watchNamespaces string":            {"watchNamespaces: team-a\n", "watchNamespaces"},
+		"bad namespace name":                {"watchNamespaces: [Team_A]\n", "watchNamespaces"},
+		"bad duration":                      {"manager:\n  retryMaxDelay: 5 minutes\n", "retryMaxDelay"},
+		"bad pull policy":                   {"image:\n  pullPolicy: Sometimes\n", "pullPolicy"},
+		"clusterConnections typo":           {"clusterConnections:\n  enable: false\n", "enable"},
+		"clusterConnections.enabled string": {"clusterConnections:\n  enabled: \"no\"\n", "enabled"},
+		"clusterConnections.enabled null":   {"clusterConnections:\n  enabled: null\n", "enabled"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)

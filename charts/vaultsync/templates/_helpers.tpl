@@ -72,3 +72,41 @@ app.kubernetes.io/component: manager
   name: {{ include "vaultsync.serviceAccountName" . }}
   namespace: {{ .Release.Namespace }}
 {{- end }}
+
+{{/* Resources of the ClusterVaultConnection controller (cluster-scoped). */}}
+{{- define "vaultsync.clusterConnectionResources" -}}
+- clustervaultconnections
+- clustervaultconnections/status
+{{- end }}
+
+{{/*
+The manager's generated rules (vaultsync.managerRules) for one kind of role. Call with
+(dict "ctx" $ "clusterRole" true|false). The ClusterVaultConnection resources are dropped
+from a Role (it cannot grant cluster-scoped resources; the <fullname>-cluster-connections
+ClusterRole does that in watchNamespaces mode) and from every role when
+clusterConnections.enabled is false. A rule left without resources is dropped; every other
+rule is passed through unchanged, so the cluster-wide default equals config/rbac/role.yaml.
+*/}}
+{{- define "vaultsync.managerRulesFor" -}}
+{{- $drop := list }}
+{{- if or (not .clusterRole) (not .ctx.Values.clusterConnections.enabled) }}
+{{- $drop = include "vaultsync.clusterConnectionResources" .ctx | fromYamlArray }}
+{{- end }}
+{{- $rules := list }}
+{{- range $rule := include "vaultsync.managerRules" .ctx | fromYamlArray }}
+{{- if and $drop (has "vaultsync.io" ($rule.apiGroups | default list)) (hasKey $rule "resources") }}
+{{- $kept := list }}
+{{- range $rule.resources }}
+{{- if not (has . $drop) }}
+{{- $kept = append $kept . }}
+{{- end }}
+{{- end }}
+{{- if $kept }}
+{{- $rules = append $rules (set (deepCopy $rule) "resources" $kept) }}
+{{- end }}
+{{- else }}
+{{- $rules = append $rules $rule }}
+{{- end }}
+{{- end }}
+{{- toYaml $rules }}
+{{- end }}

@@ -36,6 +36,8 @@
 - apiGroups:
   - vaultsync.io
   resources:
+  - clustervaultconnections
+  - vaultconnections
   - vaultsecrets
   verbs:
   - get
@@ -44,6 +46,8 @@
 - apiGroups:
   - vaultsync.io
   resources:
+  - clustervaultconnections/status
+  - vaultconnections/status
   - vaultsecrets/status
   verbs:
   - get
