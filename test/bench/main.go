@@ -1,0 +1,174 @@
+// Command bench measures vaultsync at scale on the local control plane and
+// the Key Vault emulator (latency added to every Key Vault request) and
+// prints, for each figure, the measured value, the target and PASS or GAP.
+// It never asserts anything: it reports. See docs/benchmarks.md.
+//
+//	go run ./test/bench                   # the default run (make bench)
+//	go run ./test/bench -large 10000      # also 10,000 VaultSecrets (minutes)
+//	go run ./test/bench -sweep 8:50:100,16:200:400,32:500:1000   # workers:qps:burst
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/vaultsync/vaultsync/controllers"
+	"github.com/vaultsync/vaultsync/test/bench/harness"
+	"github.com/vaultsync/vaultsync/test/emulator"
+)
+
+type config struct {
+	n         int
+	latency   time.Duration
+	workers   int
+	qps       float64
+	burst     int
+	refresh   bool
+	restart   bool
+	budget    int
+	memory    bool
+	unrelated int
+	large     int
+	sweep     string
+	out       string
+	verbose   bool
+}
+
+func main() {
+	var c config
+	def := controllers.DefaultOptions()
+	flag.IntVar(&c.n, "n", 1000, "VaultSecrets of the main scenario (3 shared secrets each)")
+	flag.DurationVar(&c.latency, "latency", 20*time.Millisecond, "latency the emulator adds to every Key Vault request")
+	flag.IntVar(&c.workers, "workers", def.MaxConcurrentReconciles, "--max-concurrent-reconciles of the manager")
+	flag.Float64Var(&c.qps, "qps", harness.DefaultQPS, "--kube-api-qps of the manager")
+	flag.IntVar(&c.burst, "burst", harness.DefaultBurst, "--kube-api-burst of the manager")
+	flag.BoolVar(&c.refresh, "refresh", true, "wait for a whole refresh cycle (refreshInterval 1m, about 70 s)")
+	flag.BoolVar(&c.restart, "restart", true, "restart the manager and check that nothing is written")
+	flag.IntVar(&c.budget, "budget", 300, "VaultSecrets (one distinct secret each) against a vault that allows 100 requests per 5 s (0: skip)")
+	flag.BoolVar(&c.memory, "memory", true, "measure the manager binary's peak RSS (builds it)")
+	flag.IntVar(&c.unrelated, "unrelated", 10000, "unrelated 100 KB Secrets created for the memory figure (0: skip)")
+	flag.IntVar(&c.large, "large", 0, "also converge and restart this many VaultSecrets (e.g. 10000; takes minutes)")
+	flag.StringVar(&c.sweep, "sweep", "", "only measure convergence for each workers:qps:burst in this comma-separated list")
+	flag.StringVar(&c.out, "out", "", "also write the Markdown table to this file")
+	flag.BoolVar(&c.verbose, "v", false, "log the managers and the control plane to stderr")
+	flag.Parse()
+	ctrl.SetLogger(logr.Discard())
+	if err := run(c, strings.Join(os.Args[1:], " ")); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type bench struct {
+	c     config
+	env   *harness.Env
+	t     *table
+	track *harness.Tracker
+	log   io.Writer
+}
+
+func run(c config, args string) error {
+	var logw io.Writer
+	if c.verbose {
+		logw = os.Stderr
+	}
+	fmt.Fprintln(os.Stderr, "bench: starting the control plane and the emulator")
+	env, err := harness.Start(harness.Options{Output: logw})
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	if err := env.Emu.SetFaults(emulator.Faults{Vaults: []emulator.VaultFault{{Latency: emulator.DurationOf(c.latency)}}}); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	track, err := env.NewTracker(ctx)
+	if err != nil {
+		return err
+	}
+	defer track.Stop()
+	b := &bench{c: c, env: env, t: &table{}, track: track, log: logw}
+
+	if c.sweep != "" {
+		if err := b.sweep(ctx); err != nil {
+			return err
+		}
+	} else if err := b.all(ctx); err != nil {
+		return err
+	}
+	command := "go run ./test/bench"
+	if args != "" {
+		command += " " + args
+	}
+	b.t.write(os.Stdout, command)
+	if c.out != "" {
+		f, err := os.Create(c.out)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		b.t.write(f, command)
+	}
+	return nil
+}
+
+func (b *bench) all(ctx context.Context) error {
+	plainRate, err := b.plainCreateRate(ctx, "plain", b.c.n, b.c.workers)
+	if err != nil {
+		return err
+	}
+	mgr, err := b.startManager("m1", b.c.workers, b.c.qps, b.c.burst)
+	if err != nil {
+		return err
+	}
+	main, err := b.converge(ctx, mgr, "bench", b.c.n, refreshInterval, plainRate, true)
+	if err != nil {
+		_ = mgr.Stop()
+		return err
+	}
+	if b.c.refresh {
+		if err := b.refreshCycle(ctx, mgr, main); err != nil {
+			_ = mgr.Stop()
+			return err
+		}
+	}
+	if b.c.restart {
+		if mgr, err = b.restart(ctx, mgr, main, "m2"); err != nil {
+			return err
+		}
+	}
+	if b.c.budget > 0 {
+		if err := b.budget(ctx, mgr, b.c.budget); err != nil {
+			_ = mgr.Stop()
+			return err
+		}
+	}
+	if err := mgr.Stop(); err != nil {
+		return err
+	}
+	if b.c.large > 0 {
+		if err := b.largeRun(ctx, b.c.large); err != nil {
+			return err
+		}
+	}
+	if b.c.memory {
+		if err := b.memory(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *bench) startManager(name string, workers int, qps float64, burst int) (*harness.Manager, error) {
+	o := controllers.DefaultOptions()
+	o.MaxConcurrentReconciles = workers
+	return b.env.StartManager(harness.ManagerOptions{Options: &o, QPS: float32(qps), Burst: burst, Name: name, Log: b.log})
+}

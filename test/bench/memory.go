@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/vaultsync/vaultsync/api/v1alpha1"
+)
+
+// binaryManager is bin/manager running as a child process, so that its
+// memory is its own.
+type binaryManager struct {
+	cmd     *exec.Cmd
+	metrics string
+	done    chan struct{}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (b *bench) startBinary(bin string, logw io.Writer) (*binaryManager, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin,
+		"--metrics-bind-address=127.0.0.1:"+strconv.Itoa(port), "--metrics-secure=false",
+		"--health-probe-bind-address=0", "--operator-namespace=vaultsync-system",
+		fmt.Sprintf("--max-concurrent-reconciles=%d", b.c.workers),
+		fmt.Sprintf("--kube-api-qps=%g", b.c.qps), fmt.Sprintf("--kube-api-burst=%d", b.c.burst))
+	// The emulator's proxy and CA variables are in this process's environment.
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+b.env.CP.Kubeconfig)
+	if logw == nil {
+		logw = io.Discard
+	}
+	cmd.Stdout, cmd.Stderr = logw, logw
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	m := &binaryManager{cmd: cmd, metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", port), done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(m.done) }()
+	return m, nil
+}
+
+func (m *binaryManager) stop() {
+	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-m.done:
+	case <-time.After(30 * time.Second):
+		_ = m.cmd.Process.Kill()
+		<-m.done
+	}
+}
+
+// status returns VmHWM, VmRSS and RssAnon (heap, stacks: what is not the
+// mapped binary) in bytes from /proc/PID/status.
+func (m *binaryManager) status() (hwm, rss, anon int64) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", m.cmd.Process.Pid))
+	if err != nil {
+		return 0, 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(fields[1], 10, 64)
+		switch fields[0] {
+		case "VmHWM:":
+			hwm = kb << 10
+		case "VmRSS:":
+			rss = kb << 10
+		case "RssAnon:":
+			anon = kb << 10
+		}
+	}
+	return hwm, rss, anon
+}
+
+// metric returns the sum of a metric's samples whose label set contains match.
+func (m *binaryManager) metric(name, match string) float64 {
+	c := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 5 * time.Second}
+	resp, err := c.Get(m.metrics)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sum := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name) || !strings.Contains(line, match) {
+			continue
+		}
+		if i := strings.LastIndexByte(line, ' '); i > 0 {
+			v, _ := strconv.ParseFloat(line[i+1:], 64)
+			sum += v
+		}
+	}
+	return sum
+}
+
+func (m *binaryManager) reconciles() int {
+	return int(m.metric("controller_runtime_reconcile_total{", `controller="vaultsecret"`))
+}
+
+// waitReconciled waits until the binary has reconciled n VaultSecrets and then lets it settle.
+func (m *binaryManager) waitReconciled(n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for m.reconciles() < n {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the manager binary reconciled %d of %d VaultSecrets in %s", m.reconciles(), n, timeout)
+		}
+		select {
+		case <-m.done:
+			return fmt.Errorf("the manager binary exited")
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	time.Sleep(3 * time.Second)
+	return nil
+}
+
+const mib = 1 << 20
+
+// memory runs the manager binary and reads its peak RSS (VmHWM): during the
+// first sync of n VaultSecrets, on a restart with them synced, and on a
+// restart after many unrelated 100 KB Secrets were added to the cluster.
+func (b *bench) memory(ctx context.Context) error {
+	dir, err := os.MkdirTemp("", "vaultsync-bench-bin-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "manager")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".") // linked like the image (hack/build-flags.sh)
+	build.Dir, build.Stdout, build.Stderr = b.env.Root, os.Stderr, os.Stderr
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building the manager: %w", err)
+	}
+	// Only this scenario's VaultSecrets may exist while the binary runs.
+	for _, ns := range []string{"bench", "budget", "large"} {
+		if err := b.cleanup(ctx, ns); err != nil {
+			return err
+		}
+	}
+	if err := b.env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "vaultsync-system"}}); client.IgnoreAlreadyExists(err) != nil {
+		return err
+	}
+	n := b.c.n
+	ns := "mem"
+	if _, err := b.env.NewNamespace(ctx, ns); err != nil {
+		return err
+	}
+	m, err := b.startBinary(bin, b.log)
+	if err != nil {
+		return err
+	}
+	url := b.env.VaultURL("bench")
+	if err := b.createVaultSecrets(ctx, ns, n, func(int) v1alpha1.VaultSecretSpec { return vsSpec(url, refreshInterval, sharedSecrets...) }); err != nil {
+		m.stop()
+		return err
+	}
+	if err := b.waitReady(ctx, ns, n, 10*time.Minute); err != nil {
+		m.stop()
+		return err
+	}
+	time.Sleep(3 * time.Second)
+	hwmFirst, rssFirst, anonFirst := m.status()
+	heapFirst := m.metric("go_memstats_heap_inuse_bytes", "")
+	m.stop()
+	b.t.check(fmt.Sprintf("manager binary peak RSS, first sync of %d VaultSecrets", n), fmt.Sprintf("%.1f MiB", float64(hwmFirst)/mib), "≤ 60 MiB",
+		hwmFirst <= 60*mib, fmt.Sprintf("RSS after %.1f MiB of which %.1f MiB anonymous (the rest is the mapped binary); heap in use %.1f MiB (VmHWM from /proc)", float64(rssFirst)/mib, float64(anonFirst)/mib, heapFirst/mib))
+
+	restart := func() (int64, int64, float64, error) {
+		m, err := b.startBinary(bin, b.log)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		defer m.stop()
+		if err := m.waitReconciled(n, 5*time.Minute); err != nil {
+			return 0, 0, 0, err
+		}
+		hwm, rss, _ := m.status()
+		return hwm, rss, m.metric("go_memstats_heap_inuse_bytes", ""), nil
+	}
+	hwmBase, rssBase, heapBase, err := restart()
+	if err != nil {
+		return err
+	}
+	b.t.info(fmt.Sprintf("manager binary peak RSS, restart with %d synced VaultSecrets", n), fmt.Sprintf("%.1f MiB", float64(hwmBase)/mib),
+		fmt.Sprintf("RSS after %.1f MiB, heap in use %.1f MiB", float64(rssBase)/mib, heapBase/mib))
+	if b.c.unrelated <= 0 {
+		return nil
+	}
+	un := "unrelated"
+	if err := b.env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: un}}); err != nil {
+		return err
+	}
+	payload := make([]byte, 100<<10)
+	for i := range payload {
+		payload[i] = byte('a' + i%26)
+	}
+	start := time.Now()
+	if err := parallel(b.c.unrelated, 16, func(i int) error {
+		return b.env.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: un, Name: fmt.Sprintf("unrelated-%d", i)},
+			Data: map[string][]byte{"blob": payload}})
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "bench: created %d unrelated 100 KB Secrets in %.0f s\n", b.c.unrelated, time.Since(start).Seconds())
+	hwmUn, rssUn, heapUn, err := restart()
+	if err != nil {
+		return err
+	}
+	added := hwmUn - hwmBase
+	b.t.check(fmt.Sprintf("peak RSS added by %d unrelated 100 KB Secrets (%.0f MiB) in the cluster", b.c.unrelated, float64(b.c.unrelated*len(payload))/mib),
+		fmt.Sprintf("%+.1f MiB (%.1f → %.1f MiB)", float64(added)/mib, float64(hwmBase)/mib, float64(hwmUn)/mib), "≤ 10 MiB", added <= 10*mib,
+		fmt.Sprintf("restart with %d synced VaultSecrets; RSS after %.1f MiB, heap in use %.1f MiB: only labelled Secrets are cached", n, float64(rssUn)/mib, heapUn/mib))
+	return nil
+}
