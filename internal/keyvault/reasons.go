@@ -71,12 +71,14 @@ func Reason(err error) string {
 	case ErrUnauthorized:
 		return ReasonUnauthorized
 	case ErrAuth:
+		// An outage of Entra ID is not a configuration error, whatever
+		// credential saw it.
+		if tokenServiceUnavailable(e) {
+			return ReasonTokenServiceUnavailable
+		}
 		var ar authReasoner
 		if errors.As(e.Err, &ar) && ar.AuthReason() != "" {
 			return ar.AuthReason()
-		}
-		if tokenServiceUnavailable(e) {
-			return ReasonTokenServiceUnavailable
 		}
 		if r, ok := aadstsReasons[e.AADSTS]; ok {
 			return r
