@@ -304,7 +304,13 @@ func (c *Connector) serviceAccount(ctx context.Context, namespace, name string) 
 	err := c.Live.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, sa)
 	switch {
 	case apierrors.IsNotFound(err):
-		sa = nil
+		// Not remembered: a VaultSecret applied just before its ServiceAccount
+		// must work as soon as the ServiceAccount exists (the retry backoff
+		// bounds how often a missing one is read).
+		c.mu.Lock()
+		delete(c.sas, k)
+		c.mu.Unlock()
+		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("reading ServiceAccount %s/%s: %w", namespace, name, err)
 	}

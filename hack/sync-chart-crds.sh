@@ -10,7 +10,9 @@
 #     escaped so Helm prints them verbatim.
 #   config/rbac/role.yaml    -> charts/vaultsync/templates/_manager-rules.tpl
 #     the rules of the manager ClusterRole, as the named template
-#     "vaultsync.managerRules" used by the chart's ClusterRole and Roles.
+#     "vaultsync.managerRules"; the chart's ClusterRole and Roles use them
+#     through "vaultsync.managerRulesFor" (_helpers.tpl), which leaves out the
+#     ClusterVaultConnection rules where they do not belong.
 #
 # Run by `make chart-crds`; `make verify` fails when the output is stale.
 set -euo pipefail

@@ -32,6 +32,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/vaultsync/vaultsync/test/controlplane"
 )
 
 // TestKubectlApplyKustomize installs config/default with `kubectl apply -k`
@@ -134,11 +136,22 @@ func TestKubectlApplyKustomize(t *testing.T) {
 			out = c.kubectl("", "apply", "-k", "config/samples")
 		} else {
 			out = c.kubectl("", "apply", "-f", "config/samples/")
+			for _, ref := range sampleObjects(t, samples) {
+				g.Expect(out).To(ContainSubstring(ref+" "), "kubectl apply of config/samples")
+			}
 		}
 		sampleCount = strings.Count(out, "vaultsecret.vaultsync.io/")
 		g.Expect(sampleCount).To(BeNumerically(">", 0), "config/samples holds no VaultSecret: %s", out)
-		for _, ref := range sampleObjects(t, samples) {
-			g.Expect(out).To(ContainSubstring(ref+" "), "kubectl apply of config/samples")
+	}
+	// The connection samples (a subfolder, so applying config/samples leaves
+	// them out): the CRDs' validation accepts both kinds.
+	connections := filepath.Join(samples, "connections")
+	if _, err := os.Stat(connections); err == nil {
+		out := c.kubectl("", "apply", "-f", "config/samples/connections/")
+		refs := sampleObjects(t, connections)
+		g.Expect(refs).To(ContainElements(HavePrefix("vaultconnection.vaultsync.io/"), HavePrefix("clustervaultconnection.vaultsync.io/")))
+		for _, ref := range refs {
+			g.Expect(out).To(ContainSubstring(ref+" created"), "kubectl apply of config/samples/connections")
 		}
 	}
 
@@ -206,3 +219,81 @@ func crdFieldDescription(t testing.TB, crdName string, path ...string) string {
 // collapse joins the words of s with single spaces, so wrapped and unwrapped
 // text compare equal.
 func collapse(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// TestKustomizeNamespaceSelectors follows the instructions of
+// config/default/kustomization.yaml for --namespace-selectors=true (uncomment
+// the flag's patch and the Namespaces role) on a copy of config/, and checks
+// what `kubectl kustomize` renders; without them, neither is there.
+func TestKustomizeNamespaceSelectors(t *testing.T) {
+	g := NewWithT(t)
+	cpBin, err := controlplane.BinDir()
+	g.Expect(err).NotTo(HaveOccurred())
+	kubectl := filepath.Join(cpBin, "kubectl")
+	if _, err := os.Stat(kubectl); err != nil {
+		t.Fatalf("kubectl not found in %s: run 'make envtest-bins'", cpBin)
+	}
+	tl := newTool(t, "")
+	render := func(dir string) manifest {
+		return parseManifest(t, tl.must(nil, kubectl, "kustomize", filepath.Join(dir, "default")))
+	}
+
+	// As shipped: the binary's defaults, no Namespace rights.
+	m := render(filepath.Join(repoRoot(t), "config"))
+	args := m.deployment(t).Spec.Template.Spec.Containers[0].Args
+	g.Expect(args).NotTo(ContainElement(HavePrefix("--namespace-selectors")))
+	g.Expect(m.find("ClusterRole", "", "vaultsync-namespaces")).To(BeNil())
+	for _, r := range allRules(t, m) {
+		g.Expect(r.Resources).NotTo(ContainElement("namespaces"))
+	}
+
+	// With the commented-out lines enabled.
+	dir := filepath.Join(t.TempDir(), "config")
+	g.Expect(os.CopyFS(dir, os.DirFS(filepath.Join(repoRoot(t), "config")))).To(Succeed())
+	uncomment(t, filepath.Join(dir, "rbac", "kustomization.yaml"), "#- namespaces_role.yaml")
+	uncomment(t, filepath.Join(dir, "default", "kustomization.yaml"), "#patches:")
+	m = render(dir)
+	args = m.deployment(t).Spec.Template.Spec.Containers[0].Args
+	g.Expect(args).To(ContainElement("--namespace-selectors=true"))
+	g.Expect(args).To(ContainElement("--leader-elect"), "the patch adds to the arguments")
+	cr := m.find("ClusterRole", "", "vaultsync-namespaces")
+	g.Expect(cr).NotTo(BeNil(), "objects: %v", m.names())
+	g.Expect(convert[rbacv1.ClusterRole](t, cr).Rules).To(Equal([]rbacv1.PolicyRule{{
+		APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"},
+	}}))
+	crb := convert[rbacv1.ClusterRoleBinding](t, m.find("ClusterRoleBinding", "", "vaultsync-namespaces"))
+	g.Expect(crb.RoleRef).To(Equal(rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "vaultsync-namespaces"}))
+	g.Expect(crb.Subjects).To(Equal([]rbacv1.Subject{{Kind: "ServiceAccount", Name: "vaultsync-manager", Namespace: "vaultsync-system"}}))
+}
+
+// uncomment removes the leading "#" from the line equal to first and from the
+// commented-out YAML lines that follow it ("#" not followed by a single space
+// and a word, which marks prose), up to the first other line.
+func uncomment(t testing.TB, path, first string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	found := false
+	for i := 0; i < len(lines); i++ {
+		if lines[i] != first {
+			continue
+		}
+		found = true
+		for j := i; j < len(lines); j++ {
+			l := lines[j]
+			if !strings.HasPrefix(l, "#") || (strings.HasPrefix(l, "# ") && !strings.HasPrefix(l, "#  ")) {
+				break
+			}
+			lines[j] = strings.TrimPrefix(l, "#")
+		}
+		break
+	}
+	if !found {
+		t.Fatalf("%s has no line %q to uncomment", path, first)
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -27,6 +27,15 @@
   verbs:
   - create
 - apiGroups:
+  - apps
+  resources:
+  - daemonsets
+  - deployments
+  - statefulsets
+  verbs:
+  - get
+  - patch
+- apiGroups:
   - events.k8s.io
   resources:
   - events
