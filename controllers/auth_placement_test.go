@@ -199,3 +199,22 @@ func TestClusterConnectionFlags(t *testing.T) {
 	_, err = selectors.resolve(ctx, vs("team-g"))
 	g.Expect(err).NotTo(HaveOccurred(), "the label matches")
 }
+
+// The metadata cache of Secrets keeps nothing but identity: kubectl's
+// last-applied annotation would otherwise keep Secret data in memory.
+func TestSecretMetadataKeepsIdentityOnly(t *testing.T) {
+	g := NewWithT(t)
+	in := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
+		Namespace: "team-a", Name: "creds", UID: "u1", ResourceVersion: "42",
+		Labels:      map[string]string{"a": "b"},
+		Annotations: map[string]string{"kubectl.kubernetes.io/last-applied-configuration": `{"data":{"password":"c2VjcmV0"}}`},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+	}}
+	out, err := keepIdentityOnly(in)
+	g.Expect(err).NotTo(HaveOccurred())
+	m := out.(*metav1.PartialObjectMetadata)
+	g.Expect(m.Annotations).To(BeEmpty())
+	g.Expect(m.Labels).To(BeEmpty())
+	g.Expect(m.ManagedFields).To(BeEmpty())
+	g.Expect([]string{m.Namespace, m.Name, string(m.UID), m.ResourceVersion}).To(Equal([]string{"team-a", "creds", "u1", "42"}))
+}

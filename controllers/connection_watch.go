@@ -47,7 +47,7 @@ func NewSecretMetadataCache(mgr ctrl.Manager, namespaces []string) (cache.Cache,
 		HTTPClient:       mgr.GetHTTPClient(),
 		Scheme:           mgr.GetScheme(),
 		Mapper:           mgr.GetRESTMapper(),
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: keepIdentityOnly,
 	}
 	if len(namespaces) > 0 {
 		opts.DefaultNamespaces = map[string]cache.Config{}
@@ -63,6 +63,21 @@ func NewSecretMetadataCache(mgr ctrl.Manager, namespaces []string) (cache.Cache,
 		return nil, err
 	}
 	return c, nil
+}
+
+// keepIdentityOnly reduces a Secret's metadata to what the connections need
+// (namespace, name, uid, resourceVersion). Annotations go too: kubectl's
+// last-applied-configuration annotation holds a whole Secret, data included,
+// and must never sit in the operator's memory for Secrets it does not use.
+func keepIdentityOnly(obj any) (any, error) {
+	m, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return obj, nil
+	}
+	return &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: metav1.ObjectMeta{
+		Namespace: m.Namespace, Name: m.Name, UID: m.UID, ResourceVersion: m.ResourceVersion,
+		DeletionTimestamp: m.DeletionTimestamp,
+	}}, nil
 }
 
 // registerIndexes adds the field indexes the watches below use.
