@@ -49,6 +49,7 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	g.Expect(out).To(ContainSubstring("STATUS: deployed"))
 	notesExample := notesVaultSecret(out)
 	g.Expect(notesExample).To(ContainSubstring("kind: VaultSecret"), "NOTES.txt shows how to create a first VaultSecret:\n%s", out)
+	g.Expect(out).NotTo(ContainSubstring("az eventgrid"), "events are off by default")
 
 	for _, name := range crdNames {
 		g.Expect(c.exists(&apiextensionsv1.CustomResourceDefinition{}, cluster(name))()).To(BeTrue(), "CRD %s after helm install", name)
@@ -101,11 +102,21 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	g.Expect(c.tools.must(nil, helm, "get", "manifest", release, "--namespace", releaseNamespace)).
 		To(ContainSubstring("kind: CustomResourceDefinition"))
 
-	// Upgrade: two replicas with a PDB, and watch only team-a.
+	// Upgrade: two replicas with a PDB, watch only team-a, and receive Key Vault events.
 	out = c.tools.must(nil, helm, "upgrade", release, chartRel, "--namespace", releaseNamespace,
-		"--values", valuesFile(t, valuesHA+valuesWorkloadIdentity+"watchNamespaces: [team-a]\n"))
+		"--values", valuesFile(t, valuesHA+valuesWorkloadIdentity+"watchNamespaces: [team-a]\n"+valuesEvents))
 	g.Expect(out).To(ContainSubstring("STATUS: deployed"))
 	g.Expect(out).To(ContainSubstring("REVISION: 2"))
+	// The notes tell how to create the events Secret and subscribe a vault.
+	g.Expect(out).To(ContainSubstring("kubectl -n " + releaseNamespace + " create secret generic vaultsync-events"))
+	g.Expect(out).To(ContainSubstring(`--from-literal=key="$(openssl rand -hex 32)"`))
+	g.Expect(out).To(ContainSubstring("az eventgrid event-subscription create"))
+	g.Expect(out).To(ContainSubstring("docs/rotation.md"))
+	g.Expect(c.exists(&corev1.Service{}, ns("vaultsync-events"))()).To(BeTrue())
+	// The manager may read the events Secret, by name only, in its own namespace.
+	g.Eventually(c.subjectCanGet(g, releaseNamespace, "vaultsync-events")).WithTimeout(eventually).Should(BeTrue())
+	g.Expect(c.subjectCanGet(g, releaseNamespace, "vaultsync-hash-key")()).To(BeTrue())
+	g.Eventually(c.subjectCanGet(g, releaseNamespace, "someone-elses")).WithTimeout(eventually).Should(BeFalse())
 	g.Expect(c.client.Get(ctx, ns("vaultsync"), d)).To(Succeed())
 	g.Expect(d.Spec.Replicas).To(HaveValue(Equal(int32(2))))
 	g.Expect(d.Spec.Template.Spec.Containers[0].Args).To(ContainElement("--watch-namespaces=team-a"))
@@ -150,6 +161,10 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 			obj client.Object
 			key client.ObjectKey
 		}{&rbacv1.Role{}, client.ObjectKey{Namespace: "team-a", Name: "vaultsync-manager"}},
+		struct {
+			obj client.Object
+			key client.ObjectKey
+		}{&corev1.Service{}, ns("vaultsync-events")},
 	)
 	for _, o := range gone {
 		g.Eventually(c.exists(o.obj, o.key)).WithTimeout(eventually).WithPolling(200*time.Millisecond).

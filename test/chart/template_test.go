@@ -114,6 +114,11 @@ var allValues = map[string]string{
 	"watchNamespaces, namespaceSelectors":          valuesWatchNamespaces + valuesNamespaceSelectors,
 	"metrics disabled":                             valuesMetricsOff,
 	"extras":                                       valuesExtras,
+	"events":                                       valuesEvents,
+	"events with TLS":                              valuesEventsTLS,
+	"events with ingress":                          valuesEventsIngress,
+	"watchNamespaces, events":                      valuesWatchNamespaces + valuesEvents,
+	"events, extras":                               valuesEventsTLS + valuesExtras,
 }
 
 func TestHelmLint(t *testing.T) {

@@ -57,6 +57,16 @@ app.kubernetes.io/component: manager
 {{- default (printf "%s-hash-key" (include "vaultsync.fullname" .)) .Values.manager.hashKeySecret }}
 {{- end }}
 
+{{/* Name of the Secret whose "key" authenticates Key Vault event deliveries. */}}
+{{- define "vaultsync.eventsSecret" -}}
+{{- default (printf "%s-events" (include "vaultsync.fullname" .)) .Values.events.secretName }}
+{{- end }}
+
+{{/* Where the TLS Secret of the events endpoint (events.tls.secretName) is mounted. */}}
+{{- define "vaultsync.eventsTLSDir" -}}
+/etc/vaultsync/events-tls
+{{- end }}
+
 {{/* Image reference: repository@digest, else repository:tag (tag defaults to appVersion). */}}
 {{- define "vaultsync.image" -}}
 {{- if .Values.image.digest }}
