@@ -433,6 +433,12 @@ func TestTypedRoundTrip(t *testing.T) {
 
 	// What comes back is the spec plus the schema defaults for the fields the example leaves out.
 	want := spec.DeepCopy()
+	if want.RefreshPolicy == "" {
+		want.RefreshPolicy = vaultsyncv1alpha1.RefreshPeriodic
+	}
+	if want.Target.OnSourceDeleted == "" {
+		want.Target.OnSourceDeleted = vaultsyncv1alpha1.SourceDeletedRetain
+	}
 	for i := range want.Data {
 		r := &want.Data[i].Remote
 		if r.Type == "" {
