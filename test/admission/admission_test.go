@@ -196,6 +196,23 @@ data: [{key: a, remote: {name: a}}]`,
 vault: {url: 'https://', auth: {workloadIdentity: {serviceAccountName: sa}}}
 data: [{key: a, remote: {name: a}}]`,
 			want: []fieldError{{"spec.vault.url", "spec.vault.url must be an https URL"}}},
+		{name: "rollout targets and refresh policy", spec: `
+data: [{key: a, remote: {name: a}}]
+refreshPolicy: OnChange
+target: {onSourceDeleted: Delete}
+rolloutRestartTargets: [{kind: Deployment, name: web}, {kind: StatefulSet, name: db}]`},
+		{name: "unknown refresh policy", spec: `
+data: [{key: a, remote: {name: a}}]
+refreshPolicy: Sometimes`,
+			want: []fieldError{{"spec.refreshPolicy", "Unsupported value"}}},
+		{name: "rollout of a kind that cannot be restarted", spec: `
+data: [{key: a, remote: {name: a}}]
+rolloutRestartTargets: [{kind: Pod, name: web}]`,
+			want: []fieldError{{"spec.rolloutRestartTargets[0].kind", "Unsupported value"}}},
+		{name: "unknown onSourceDeleted", spec: `
+data: [{key: a, remote: {name: a}}]
+target: {onSourceDeleted: Archive}`,
+			want: []fieldError{{"spec.target.onSourceDeleted", "Unsupported value"}}},
 		{name: "no auth method", spec: `
 vault: {url: 'https://v.vault.azure.net/', auth: {}}
 data: [{key: a, remote: {name: a}}]`,
