@@ -50,6 +50,21 @@ func newSecretMetadata() *metav1.PartialObjectMetadata {
 	return m
 }
 
+// secretExists answers from the metadata cache of every Secret whether one
+// exists (see secrets.Writer.Exists); nil without a cache.
+func secretExists(meta client.Reader) func(ctx context.Context, namespace, name string) (bool, error) {
+	if meta == nil {
+		return nil
+	}
+	return func(ctx context.Context, namespace, name string) (bool, error) {
+		err := meta.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, newSecretMetadata())
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+}
+
 // secretResourceVersion returns the resourceVersion of a Secret from the metadata cache, "" when
 // it does not exist or there is no metadata cache.
 func (c *Connector) secretResourceVersion(ctx context.Context, namespace, name string) string {

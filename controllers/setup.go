@@ -164,8 +164,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		return err
 	}
 	r := &VaultSecretReconciler{
-		Client:   mgr.GetClient(),
-		Writer:   &secrets.Writer{Client: mgr.GetClient(), Live: mgr.GetAPIReader()},
+		Client: mgr.GetClient(),
+		Writer: &secrets.Writer{Client: mgr.GetClient(), Live: mgr.GetAPIReader(),
+			Exists: secretExists(secretMeta)},
 		Vaults:   connector,
 		Recorder: mgr.GetEventRecorder("vaultsync"),
 		HashKey:  o.HashKey,

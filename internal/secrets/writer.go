@@ -98,6 +98,13 @@ type Result struct {
 type Writer struct {
 	Client client.Client
 	Live   client.Reader
+	// Exists, when set, answers from an informer that sees every Secret
+	// (metadata only) whether one exists. A Secret it does not know is taken
+	// as absent without a live read, which saves a request per new
+	// VaultSecret; the window in which a just-created Secret is missed is the
+	// informer's lag, as short as the window between a live read and the
+	// write that follows it.
+	Exists func(ctx context.Context, namespace, name string) (bool, error)
 }
 
 // Get returns the target Secret as the cache sees it, falling back to a live
@@ -111,6 +118,11 @@ func (w *Writer) Get(ctx context.Context, namespace, name string) (*corev1.Secre
 	}
 	if !apierrors.IsNotFound(err) {
 		return nil, err
+	}
+	if w.Exists != nil {
+		if ok, err := w.Exists(ctx, namespace, name); err == nil && !ok {
+			return nil, nil
+		}
 	}
 	if w.Live == nil {
 		return nil, nil

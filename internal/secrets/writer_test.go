@@ -1,6 +1,7 @@
 package secrets
 
 import (
+	"context"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -8,6 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 )
 
 var owner = Owner{Namespace: "team-a", Name: "db", UID: "uid-1", APIVersion: "vaultsync.io/v1alpha1", Kind: "VaultSecret"}
@@ -109,4 +112,38 @@ func TestOwnersOf(t *testing.T) {
 	// can only wake VaultSecrets of its own namespace.
 	s.Annotations[AnnotationOwner] = "team-b/db"
 	NewWithT(t).Expect(OwnersOf(s)).To(ConsistOf(types.NamespacedName{Namespace: "team-a", Name: "more"}))
+}
+
+// countingReader counts live reads.
+type countingReader struct {
+	client.Reader
+	gets int
+}
+
+func (c *countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	c.gets++
+	return c.Reader.Get(ctx, key, obj, opts...)
+}
+
+func TestGetAsksTheIndexBeforeALiveRead(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	theirs := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "theirs"}}
+	live := &countingReader{Reader: fake.NewClientBuilder().WithObjects(theirs).Build()}
+	cached := fake.NewClientBuilder().Build() // the labelled cache holds neither
+	known := map[string]bool{"team-a/theirs": true}
+	w := &Writer{Client: cached, Live: live, Exists: func(_ context.Context, ns, name string) (bool, error) {
+		return known[ns+"/"+name], nil
+	}}
+
+	got, err := w.Get(ctx, "team-a", "new")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got).To(BeNil())
+	g.Expect(live.gets).To(BeZero(), "a Secret the index does not know needs no live read")
+
+	got, err = w.Get(ctx, "team-a", "theirs")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got).NotTo(BeNil(), "an unmanaged Secret is still found, so it is never taken over")
+	g.Expect(live.gets).To(Equal(1))
+	g.Expect(CheckOwnership(got, owner, PolicyOwner)).To(MatchError(ErrConflict))
 }
