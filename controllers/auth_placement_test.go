@@ -206,8 +206,8 @@ func TestSecretMetadataKeepsIdentityOnly(t *testing.T) {
 	g := NewWithT(t)
 	in := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
 		Namespace: "team-a", Name: "creds", UID: "u1", ResourceVersion: "42",
-		Labels:      map[string]string{"a": "b"},
-		Annotations: map[string]string{"kubectl.kubernetes.io/last-applied-configuration": `{"data":{"password":"c2VjcmV0"}}`},
+		Labels:        map[string]string{"a": "b"},
+		Annotations:   map[string]string{"kubectl.kubernetes.io/last-applied-configuration": `{"data":{"password":"c2VjcmV0"}}`},
 		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
 	}}
 	out, err := keepIdentityOnly(in)

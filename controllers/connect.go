@@ -279,14 +279,6 @@ func (c *Connector) workloadIdentity(ctx context.Context, conn *connection, clou
 	}, nil
 }
 
-// ForgetServiceAccount drops what is known of a ServiceAccount, so that the
-// next sync reads its annotations again (after an authentication failure).
-func (c *Connector) ForgetServiceAccount(namespace, name string) {
-	c.mu.Lock()
-	delete(c.sas, namespace+"/"+name)
-	c.mu.Unlock()
-}
-
 func (c *Connector) serviceAccount(ctx context.Context, namespace, name string) (*corev1.ServiceAccount, error) {
 	refresh := c.SARefresh
 	if refresh <= 0 {

@@ -87,16 +87,11 @@ func (e *EventRouter) take(key string) bool {
 	return ok
 }
 
-// index records which (vault, object) pairs a VaultSecret reads.
-func (e *EventRouter) index(vs *v1alpha1.VaultSecret, vaultURL string) {
-	if e == nil {
+// index records which (vault host, object) pairs a VaultSecret reads.
+func (e *EventRouter) index(vs *v1alpha1.VaultSecret, host string) {
+	if e == nil || host == "" {
 		return
 	}
-	u, err := url.Parse(vaultURL)
-	if err != nil || u.Host == "" {
-		return
-	}
-	host := u.Hostname()
 	var refs []events.Ref
 	for _, d := range vs.Spec.Data {
 		refs = append(refs, events.Ref{VaultHost: host, ObjectName: d.Remote.Name})

@@ -201,7 +201,7 @@ func (r *VaultSecretReconciler) sync(ctx context.Context, vs *v1alpha1.VaultSecr
 	vaultHost := ""
 	if h, ok := vault.(interface{ Host() string }); ok {
 		vaultHost = h.Host()
-		r.Events.index(vs, "https://"+vaultHost)
+		r.Events.index(vs, vaultHost)
 	}
 	if id, ok := vault.(interface{ IdentityKey() string }); ok {
 		ctx = audit.WithSubject(ctx, auditSubject(vs, id.IdentityKey()))

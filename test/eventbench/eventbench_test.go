@@ -7,6 +7,7 @@ package eventbench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -100,7 +101,7 @@ func run(m *testing.M) int {
 	raw, err := cs.Discovery().RESTClient().Get().AbsPath("/.well-known/openid-configuration").DoRaw(ctx)
 	must(err)
 	var doc struct{ Issuer string }
-	must(jsonUnmarshal(raw, &doc))
+	must(json.Unmarshal(raw, &doc))
 	issuer := doc.Issuer
 	jwks, err := cs.Discovery().RESTClient().Get().AbsPath("/openid/v1/jwks").DoRaw(ctx)
 	must(err)
