@@ -181,7 +181,7 @@ func run(opts controllers.Options, rc runConfig) error {
 		eventsServer = &events.Server{Addr: rc.eventsAddr, Handler: h, CertFile: rc.eventsCert, KeyFile: rc.eventsKey,
 			// Only the leader reconciles, so only the leader listens: route
 			// the Service to ready pods (standbys are not ready for events).
-			LeaderOnly: rc.leaderElect, Logger: ctrl.Log.WithName("events")}
+			LeaderOnly: rc.leaderElect, Gate: opts.Events.Ready(), Logger: ctrl.Log.WithName("events")}
 	}
 
 	var tlsOpts []func(*tls.Config)

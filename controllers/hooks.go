@@ -3,7 +3,9 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"errors"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 	"github.com/vaultsync/vaultsync/internal/audit"
 	"github.com/vaultsync/vaultsync/internal/events"
+	"github.com/vaultsync/vaultsync/internal/keyvault"
 	"github.com/vaultsync/vaultsync/internal/metrics"
 	"github.com/vaultsync/vaultsync/internal/rollout"
 )
@@ -31,7 +34,15 @@ const (
 	ReasonSecretDeleted    = "SecretDeleted"
 	ReasonRolloutRestarted = "RolloutRestarted"
 	ReasonRolloutMissing   = "RolloutTargetMissing"
+	ReasonRolloutPending   = "RolloutPending"
+	ReasonRolloutFailed    = "RolloutFailed"
+	ReasonSourceMissing    = "SourceMissing"
 )
+
+// DefaultSourceDeleteConfirm is how long after a 404 a second read must
+// still find the object gone before onSourceDeleted: Delete deletes the
+// Secret.
+const DefaultSourceDeleteConfirm = 30 * time.Second
 
 // EventRouter turns Key Vault events into immediate, fresh syncs of exactly
 // the VaultSecrets that reference the vault and object. The event is a hint:
@@ -43,12 +54,17 @@ type EventRouter struct {
 	C chan event.GenericEvent
 
 	mu    sync.Mutex
-	hints map[string]struct{}
+	seq   uint64
+	hints map[string]uint64 // VaultSecret -> sequence number of its latest event
+	// ready is closed once the index holds every VaultSecret (see Restore).
+	ready     chan struct{}
+	readyOnce sync.Once
 }
 
 // NewEventRouter returns a router with a buffered channel.
 func NewEventRouter() *EventRouter {
-	return &EventRouter{Index: events.NewIndex(), C: make(chan event.GenericEvent, 4096), hints: map[string]struct{}{}}
+	return &EventRouter{Index: events.NewIndex(), C: make(chan event.GenericEvent, 4096),
+		hints: map[string]uint64{}, ready: make(chan struct{})}
 }
 
 // Notify implements events.Sink.
@@ -59,7 +75,8 @@ func (e *EventRouter) Notify(ctx context.Context, ev events.Event) {
 			continue
 		}
 		e.mu.Lock()
-		e.hints[key] = struct{}{}
+		e.seq++
+		e.hints[key] = e.seq
 		e.mu.Unlock()
 		obj := &v1alpha1.VaultSecret{}
 		obj.Namespace, obj.Name = ns, name
@@ -75,16 +92,40 @@ func (e *EventRouter) Notify(ctx context.Context, ev events.Event) {
 	}
 }
 
-// take reports and clears a pending event for key.
-func (e *EventRouter) take(key string) bool {
+// pending reports whether an event for key waits to be acted on, and its
+// sequence number for settle.
+func (e *EventRouter) pending(key string) (uint64, bool) {
 	if e == nil {
-		return false
+		return 0, false
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	_, ok := e.hints[key]
-	delete(e.hints, key)
-	return ok
+	seq, ok := e.hints[key]
+	return seq, ok
+}
+
+// settle clears the event seq of key once Key Vault was read for it. An
+// event that arrived meanwhile (a newer seq) stays pending, and so does the
+// event of a reconcile that had to come back later without reading.
+func (e *EventRouter) settle(key string, seq uint64) {
+	if e == nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.hints[key] == seq {
+		delete(e.hints, key)
+	}
+}
+
+// Ready is closed once Restore has indexed every VaultSecret; the events
+// endpoint starts listening only then, so no delivery meets an empty index.
+func (e *EventRouter) Ready() <-chan struct{} { return e.ready }
+
+func (e *EventRouter) markReady() {
+	if e != nil {
+		e.readyOnce.Do(func() { close(e.ready) })
+	}
 }
 
 // index records which (vault host, object) pairs a VaultSecret reads.
@@ -140,69 +181,169 @@ func auditSubject(vs *v1alpha1.VaultSecret, identityKey string) audit.Subject {
 	return s
 }
 
-// recordExpiry sets status.expiresAt, the ExpiringSoon condition (with a
-// Warning event when it turns true) and the expiry metric.
-func (r *VaultSecretReconciler) recordExpiry(vs *v1alpha1.VaultSecret, res *syncResult, vaultHost string, now time.Time) {
-	var earliest time.Time
-	var what string
-	var items []metrics.Expiry
+// recordExpiry records the expiries of a sync in status (expiries,
+// expiresAt), then the ExpiringSoon condition and the expiry metric from it.
+func (r *VaultSecretReconciler) recordExpiry(vs *v1alpha1.VaultSecret, res *syncResult, now time.Time) {
+	certs := map[string]bool{}
+	for _, c := range res.Certificates {
+		certs[c.Key] = true
+	}
+	var list []v1alpha1.ExpiryStatus
 	for key, t := range res.Expires {
-		kind := metrics.ExpirySecret
-		for _, c := range res.Certificates {
-			if c.Key == key {
-				kind = metrics.ExpiryCertificate
-			}
+		kind := string(metrics.ExpirySecret)
+		if certs[key] {
+			kind = string(metrics.ExpiryCertificate)
 		}
-		items = append(items, metrics.Expiry{Vault: vaultHost, Kind: kind, Object: key, NotAfter: t})
-		if earliest.IsZero() || t.Before(earliest) {
-			earliest, what = t, key
+		list = append(list, v1alpha1.ExpiryStatus{Key: key, Kind: kind, NotAfter: metav1.Time{Time: t}})
+	}
+	slices.SortFunc(list, func(a, b v1alpha1.ExpiryStatus) int {
+		if c := a.NotAfter.Compare(b.NotAfter.Time); c != 0 {
+			return c
 		}
+		return strings.Compare(a.Key, b.Key)
+	})
+	vs.Status.Expiries = list
+	vs.Status.ExpiresAt = nil
+	if len(list) > 0 {
+		vs.Status.ExpiresAt = &metav1.Time{Time: list[0].NotAfter.Time}
 	}
-	if r.Metrics != nil {
-		r.Metrics.Expiry.Set(vs.Namespace+"/"+vs.Name, items)
+	r.restoreExpiry(vs)
+	r.evaluateExpiry(vs, now)
+}
+
+// expiries returns what status says of the synced objects' expiry. Status
+// written before status.expiries existed still yields its certificates and
+// its earliest expiry.
+func expiries(vs *v1alpha1.VaultSecret) []v1alpha1.ExpiryStatus {
+	if len(vs.Status.Expiries) > 0 || vs.Status.ExpiresAt == nil {
+		return vs.Status.Expiries
 	}
-	if earliest.IsZero() {
-		vs.Status.ExpiresAt = nil
+	var out []v1alpha1.ExpiryStatus
+	earliestIsCert := false
+	for _, c := range vs.Status.Certificates {
+		out = append(out, v1alpha1.ExpiryStatus{Key: c.Key, Kind: string(metrics.ExpiryCertificate), NotAfter: c.NotAfter})
+		earliestIsCert = earliestIsCert || c.NotAfter.Equal(vs.Status.ExpiresAt)
+	}
+	if !earliestIsCert {
+		out = append(out, v1alpha1.ExpiryStatus{Kind: string(metrics.ExpirySecret), NotAfter: *vs.Status.ExpiresAt})
+	}
+	return out
+}
+
+// restoreExpiry sets the expiry metric of vs from its status, so that the
+// gauges hold data after a restart or a failover without a sync.
+func (r *VaultSecretReconciler) restoreExpiry(vs *v1alpha1.VaultSecret) {
+	if r.Metrics == nil {
+		return
+	}
+	host := vs.Status.SyncedVault
+	if host == "" {
+		host = specVaultHost(vs)
+	}
+	var items []metrics.Expiry
+	for _, e := range expiries(vs) {
+		items = append(items, metrics.Expiry{Vault: host, Kind: metrics.ExpiryKind(e.Kind), Object: e.Key, NotAfter: e.NotAfter.Time})
+	}
+	r.Metrics.Expiry.Set(vs.Namespace+"/"+vs.Name, items)
+}
+
+// specVaultHost is the host of an inline vault URL ("" for a connection).
+func specVaultHost(vs *v1alpha1.VaultSecret) string {
+	if vs.Spec.Vault == nil {
+		return ""
+	}
+	u, err := url.Parse(vs.Spec.Vault.URL)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
+}
+
+func (r *VaultSecretReconciler) expiryThreshold() time.Duration {
+	if r.ExpiryThreshold > 0 {
+		return r.ExpiryThreshold
+	}
+	return 30 * 24 * time.Hour
+}
+
+// evaluateExpiry sets the ExpiringSoon condition from status, with a
+// Warning event when it turns true. It runs after every sync and on every
+// reconcile without one, and the reconciler wakes when the earliest expiry
+// enters the warning window, so the condition turns true on time even for
+// a VaultSecret that is never refreshed.
+func (r *VaultSecretReconciler) evaluateExpiry(vs *v1alpha1.VaultSecret, now time.Time) {
+	list := expiries(vs)
+	if len(list) == 0 {
 		meta.RemoveStatusCondition(&vs.Status.Conditions, v1alpha1.ConditionExpiringSoon)
 		return
 	}
-	vs.Status.ExpiresAt = &metav1.Time{Time: earliest}
-	threshold := r.ExpiryThreshold
-	if threshold <= 0 {
-		threshold = 30 * 24 * time.Hour
+	earliest := list[0]
+	for _, e := range list[1:] {
+		if e.NotAfter.Before(&earliest.NotAfter) {
+			earliest = e
+		}
 	}
+	what := fmt.Sprintf("%q", earliest.Key)
+	if earliest.Key == "" {
+		what = "a synced secret"
+	}
+	at := earliest.NotAfter.UTC().Format(time.RFC3339)
 	was := meta.IsStatusConditionTrue(vs.Status.Conditions, v1alpha1.ConditionExpiringSoon)
-	if left := earliest.Sub(now); left < threshold {
-		msg := fmt.Sprintf("%q expires at %s (in %s); rotate it in Key Vault", what, earliest.UTC().Format(time.RFC3339), left.Round(time.Minute))
+	if left := earliest.NotAfter.Sub(now); left < r.expiryThreshold() {
+		msg := fmt.Sprintf("%s expires at %s (in %s); rotate it in Key Vault", what, at, left.Round(time.Minute))
 		if left <= 0 {
-			msg = fmt.Sprintf("%q expired at %s; rotate it in Key Vault", what, earliest.UTC().Format(time.RFC3339))
+			msg = fmt.Sprintf("%s expired at %s; rotate it in Key Vault", what, at)
+		}
+		if was {
+			// Keep the message of the transition: a message that changes
+			// with every reconcile would write status every time.
+			return
 		}
 		meta.SetStatusCondition(&vs.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionExpiringSoon,
 			Status: metav1.ConditionTrue, Reason: ReasonExpiringSoon, ObservedGeneration: vs.Generation, Message: msg})
-		if !was {
-			r.event(vs, corev1.EventTypeWarning, ReasonExpiringSoon, "Check", msg)
-		}
+		r.event(vs, corev1.EventTypeWarning, ReasonExpiringSoon, "Check", msg)
 		return
 	}
 	meta.SetStatusCondition(&vs.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionExpiringSoon,
 		Status: metav1.ConditionFalse, Reason: ReasonNotExpiring, ObservedGeneration: vs.Generation,
-		Message: fmt.Sprintf("the earliest expiry is %s", earliest.UTC().Format(time.RFC3339))})
+		Message: fmt.Sprintf("the earliest expiry is %s at %s", what, at)})
 }
 
-// rollout restarts the VaultSecret's consumers for a new data version.
-func (r *VaultSecretReconciler) rollout(ctx context.Context, vs *v1alpha1.VaultSecret, dataHash string) {
+// startRollout marks the consumers of vs for a restart for its current
+// data; finishRollout does it.
+func (r *VaultSecretReconciler) startRollout(vs *v1alpha1.VaultSecret) {
 	if len(vs.Spec.RolloutRestartTargets) == 0 || r.Restarter == nil {
 		return
+	}
+	meta.SetStatusCondition(&vs.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionRolloutComplete,
+		Status: metav1.ConditionFalse, Reason: ReasonRolloutPending, ObservedGeneration: vs.Generation,
+		Message: "restarting the rolloutRestartTargets for the new data"})
+}
+
+// finishRollout restarts the consumers of vs while its RolloutComplete
+// condition says a restart for the current data is outstanding. A refused
+// or failed patch leaves the condition False and returns an error, so the
+// workqueue retries with backoff until the restart succeeds or the target
+// is gone; each target restarts once per data version whatever the retries.
+func (r *VaultSecretReconciler) finishRollout(ctx context.Context, vs *v1alpha1.VaultSecret) error {
+	c := meta.FindStatusCondition(vs.Status.Conditions, v1alpha1.ConditionRolloutComplete)
+	if c == nil || c.Status != metav1.ConditionFalse || r.Restarter == nil {
+		return nil
+	}
+	if len(vs.Spec.RolloutRestartTargets) == 0 {
+		meta.RemoveStatusCondition(&vs.Status.Conditions, v1alpha1.ConditionRolloutComplete)
+		return nil
 	}
 	targets := make([]rollout.Target, 0, len(vs.Spec.RolloutRestartTargets))
 	for _, t := range vs.Spec.RolloutRestartTargets {
 		targets = append(targets, rollout.Target{Kind: t.Kind, Name: t.Name})
 	}
-	version := dataHash
+	version := vs.Status.DataHash
 	if len(version) > 16 {
 		version = version[:16]
 	}
 	out, err := r.Restarter.Restart(ctx, vs.Namespace, vs.Name, version, targets)
+	var restarted []string
 	for _, o := range out {
 		switch {
 		case o.Missing:
@@ -210,37 +351,84 @@ func (r *VaultSecretReconciler) rollout(ctx context.Context, vs *v1alpha1.VaultS
 				fmt.Sprintf("%s %q does not exist in this namespace; nothing restarted", o.Target.Kind, o.Target.Name))
 			r.Metrics.ObserveRollout(o.Target.Kind, "missing")
 		case o.Restarted:
+			restarted = append(restarted, fmt.Sprintf("%s %q", o.Target.Kind, o.Target.Name))
 			r.event(vs, corev1.EventTypeNormal, ReasonRolloutRestarted, "Rollout",
 				fmt.Sprintf("restarted %s %q for the new data", o.Target.Kind, o.Target.Name))
 			r.Metrics.ObserveRollout(o.Target.Kind, "restarted")
 		}
 	}
 	if err != nil {
-		logf.FromContext(ctx).Error(err, "restarting consumers")
-		r.event(vs, corev1.EventTypeWarning, ReasonRolloutMissing, "Rollout", err.Error())
+		msg := "restarting the rolloutRestartTargets failed; retrying: " + err.Error()
+		if c.Reason != ReasonRolloutFailed || c.Message != msg {
+			r.event(vs, corev1.EventTypeWarning, ReasonRolloutFailed, "Rollout", msg)
+		}
+		meta.SetStatusCondition(&vs.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionRolloutComplete,
+			Status: metav1.ConditionFalse, Reason: ReasonRolloutFailed, ObservedGeneration: vs.Generation, Message: msg})
+		return errSyncFailed{reason: ReasonRolloutFailed}
 	}
+	msg := "every rolloutRestartTarget runs with the current data"
+	if len(restarted) > 0 {
+		msg = "restarted " + strings.Join(restarted, ", ") + " for the current data"
+	}
+	meta.SetStatusCondition(&vs.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionRolloutComplete,
+		Status: metav1.ConditionTrue, Reason: ReasonRolloutRestarted, ObservedGeneration: vs.Generation, Message: msg})
+	return nil
 }
 
-// sourceDeleted handles a Key Vault object that was synced before and is
-// now gone: the SourceDeleted condition says so, and with onSourceDeleted
-// Delete the Secret (or, for Merge, this VaultSecret's keys) goes too.
-func (r *VaultSecretReconciler) sourceDeleted(ctx context.Context, vs *v1alpha1.VaultSecret, message string) {
-	was := meta.IsStatusConditionTrue(vs.Status.Conditions, v1alpha1.ConditionSourceDeleted)
-	cond := metav1.Condition{Type: v1alpha1.ConditionSourceDeleted, Status: metav1.ConditionTrue,
-		Reason: ReasonSourceDeleted, ObservedGeneration: vs.Generation,
-		Message: "a synced Key Vault object was deleted; the Secret keeps its last data (onSourceDeleted: Retain): " + message}
-	if vs.OnSourceDeletedOrDefault() == v1alpha1.SourceDeletedDelete {
-		if err := r.Writer.Remove(ctx, secretsOwner(vs), vs.TargetName(), vs.CreationPolicyOrDefault() == v1alpha1.CreationPolicyMerge); err != nil {
-			logf.FromContext(ctx).Error(err, "deleting the Secret of a deleted source")
-			return
+// sourceDeleted handles a 404 from Key Vault. It is a deleted source only
+// when it comes from the vault the Secret was last synced from, for the spec
+// it was synced with (a spec or a connection that now names another vault
+// or object is a mistake to report, not a deletion). The SourceDeleted
+// condition then says so; with onSourceDeleted Delete the Secret (or, for
+// Merge, this VaultSecret's keys) goes too, but only once a second read at
+// least SourceDeleteConfirm later still finds nothing. ok is true with the
+// delay after which the confirming read is due.
+func (r *VaultSecretReconciler) sourceDeleted(ctx context.Context, vs *v1alpha1.VaultSecret, err error, vaultHost, message string) (after time.Duration, ok bool) {
+	if vs.Status.DataHash == "" || vaultHost == "" || vs.Status.SyncedVault != vaultHost ||
+		vs.Status.SyncedGeneration != vs.Generation {
+		return 0, false
+	}
+	object := ""
+	var kv *keyvault.Error
+	if errors.As(err, &kv) {
+		object = kv.Object
+	}
+	prev := meta.FindStatusCondition(vs.Status.Conditions, v1alpha1.ConditionSourceDeleted)
+	if vs.OnSourceDeletedOrDefault() != v1alpha1.SourceDeletedDelete {
+		if prev == nil || prev.Status != metav1.ConditionTrue {
+			msg := "a synced Key Vault object was deleted; the Secret keeps its last data (onSourceDeleted: Retain): " + message
+			meta.SetStatusCondition(&vs.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionSourceDeleted,
+				Status: metav1.ConditionTrue, Reason: ReasonSourceDeleted, ObservedGeneration: vs.Generation, Message: msg})
+			r.event(vs, corev1.EventTypeWarning, ReasonSourceDeleted, "Sync", msg)
 		}
-		cond.Reason = ReasonSecretDeleted
-		cond.Message = "a synced Key Vault object was deleted, so the Secret was deleted (onSourceDeleted: Delete): " + message
-		vs.Status.DataHash = ""
-		vs.Status.SyncedVersions = nil
+		return 0, false
 	}
-	meta.SetStatusCondition(&vs.Status.Conditions, cond)
-	if !was {
-		r.event(vs, corev1.EventTypeWarning, cond.Reason, "Sync", cond.Message)
+	if prev != nil && prev.Status == metav1.ConditionTrue {
+		return 0, false // already deleted
 	}
+	wait := r.SourceDeleteConfirm
+	if wait <= 0 {
+		wait = DefaultSourceDeleteConfirm
+	}
+	marker := fmt.Sprintf("Key Vault %s answered 404 for %q", vaultHost, object)
+	if prev == nil || prev.Status != metav1.ConditionUnknown || !strings.HasPrefix(prev.Message, marker) {
+		meta.SetStatusCondition(&vs.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionSourceDeleted,
+			Status: metav1.ConditionUnknown, Reason: ReasonSourceMissing, ObservedGeneration: vs.Generation,
+			Message: fmt.Sprintf("%s; reading it again in %s before deleting the Secret (onSourceDeleted: Delete)", marker, wait)})
+		return wait, true
+	}
+	if left := prev.LastTransitionTime.Add(wait).Sub(r.now()); left > 0 {
+		return left, true // a read came early (a force-sync, an event): wait for the full delay
+	}
+	if err := r.Writer.Remove(ctx, secretsOwner(vs), vs.TargetName(), vs.CreationPolicyOrDefault() == v1alpha1.CreationPolicyMerge); err != nil {
+		logf.FromContext(ctx).Error(err, "deleting the Secret of a deleted source")
+		return 0, false
+	}
+	msg := "a synced Key Vault object was deleted, so the Secret was deleted (onSourceDeleted: Delete): " + message
+	meta.SetStatusCondition(&vs.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionSourceDeleted,
+		Status: metav1.ConditionTrue, Reason: ReasonSecretDeleted, ObservedGeneration: vs.Generation, Message: msg})
+	r.event(vs, corev1.EventTypeWarning, ReasonSecretDeleted, "Sync", msg)
+	vs.Status.DataHash = ""
+	vs.Status.SyncedVersions = nil
+	return 0, false
 }

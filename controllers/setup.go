@@ -68,6 +68,9 @@ type Options struct {
 	// ExpiryThreshold is how long before a synced certificate or secret
 	// expires that the ExpiringSoon condition turns true.
 	ExpiryThreshold time.Duration
+	// SourceDeleteConfirm is how long after a 404 a second read must still
+	// find a synced object gone before onSourceDeleted Delete acts.
+	SourceDeleteConfirm time.Duration
 	// Events, when set, receives Key Vault events (see internal/events) and
 	// turns them into immediate syncs.
 	Events *EventRouter
@@ -88,7 +91,8 @@ func DefaultOptions() Options {
 		BackoffMin:     time.Second,
 		BackoffMax:     5 * time.Minute,
 
-		ExpiryThreshold: 30 * 24 * time.Hour,
+		ExpiryThreshold:     30 * 24 * time.Hour,
+		SourceDeleteConfirm: DefaultSourceDeleteConfirm,
 	}
 }
 
@@ -108,6 +112,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 			"off, only allowedNamespaces.names admit a namespace.")
 	fs.DurationVar(&o.ExpiryThreshold, "expiry-warning", o.ExpiryThreshold,
 		"How long before a synced certificate or secret expires that the ExpiringSoon condition and a Warning event appear.")
+	fs.DurationVar(&o.SourceDeleteConfirm, "source-delete-confirm", o.SourceDeleteConfirm,
+		"With onSourceDeleted: Delete, how long after Key Vault answers 404 a second read must still find the object gone before the Secret is deleted.")
 	fs.DurationVar(&o.BackoffMax, "retry-max-delay", o.BackoffMax, "Longest delay between retries of a failing VaultSecret.")
 }
 
@@ -175,6 +181,11 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Restarter:       &rollout.Restarter{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
 		Events:          o.Events,
 		ExpiryThreshold: o.ExpiryThreshold,
+
+		SourceDeleteConfirm: o.SourceDeleteConfirm,
+	}
+	if err := mgr.Add(&restorer{cache: mgr.GetCache(), r: r, clusterConnections: o.ClusterConnections}); err != nil {
+		return err
 	}
 	return r.SetupWithManager(mgr, o)
 }

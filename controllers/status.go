@@ -45,7 +45,9 @@ func classify(err error) (reason, message string, retry retryMode) {
 	}
 	switch {
 	case errors.Is(err, secrets.ErrConflict):
-		return ReasonTargetConflict, message + "; choose another spec.target.name, delete that Secret, or use creationPolicy Merge", retryOnChange
+		// Retried with backoff: the conflict clears when the other Secret
+		// or VaultSecret goes away, and nothing watches for that.
+		return ReasonTargetConflict, message + "; choose another spec.target.name, or delete the other Secret or VaultSecret (retried on its own)", retryBackoff
 	case errors.Is(err, secrets.ErrTargetMissing):
 		return ReasonTargetNotFound, message + "; creationPolicy Merge writes into an existing Secret: create it first, or use creationPolicy Owner", retryBackoff
 	case errors.Is(err, errInvalidSpec):

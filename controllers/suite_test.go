@@ -44,6 +44,9 @@ const (
 	eventedVault = "evented"
 	vaultName    = "demo"
 	appClient    = "5b1e7c2a-3d4f-4a6b-9c8d-0e1f2a3b4c5d" // identity "app" of hack/demo/emulator.yaml
+	// sourceDeleteConfirm is the suite's delay before a deleted source's
+	// Secret is deleted (the default is 30 s).
+	sourceDeleteConfirm = time.Second
 )
 
 var (
@@ -130,6 +133,7 @@ var _ = BeforeSuite(func() {
 	o.NamespaceSelectors = true // the isolation specs admit namespaces by label
 	o.HashKey = []byte("suite-hash-key-suite-hash-key-32")
 	o.BackoffMin, o.BackoffMax = 200*time.Millisecond, 2*time.Second
+	o.SourceDeleteConfirm = sourceDeleteConfirm
 	// Key Vault events: the emulator delivers to a loopback endpoint served
 	// by the same handler the operator runs with --events-bind-address.
 	o.Events = controllers.NewEventRouter()

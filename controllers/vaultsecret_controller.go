@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -54,6 +55,10 @@ type VaultSecretReconciler struct {
 	Events *EventRouter
 	// ExpiryThreshold is how long before expiry ExpiringSoon turns true (default 30 days).
 	ExpiryThreshold time.Duration
+	// SourceDeleteConfirm is how long after a 404 a second read must still
+	// find the object gone before onSourceDeleted Delete acts (default
+	// DefaultSourceDeleteConfirm).
+	SourceDeleteConfirm time.Duration
 }
 
 // +kubebuilder:rbac:groups=vaultsync.io,resources=vaultsecrets,verbs=get;list;watch
@@ -105,19 +110,25 @@ func (r *VaultSecretReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, fmt.Errorf("reading target Secret: %w", err)
 	}
 	now := r.now()
-	due, why, fresh := r.syncDue(vs, existing, now)
-	if r.Events.take(req.String()) && (!due || !fresh) {
+	r.restoreExpiry(vs)
+	due, why, fresh := r.syncDue(ctx, vs, existing, now)
+	hintSeq, hinted := r.Events.pending(req.String())
+	if hinted && (!due || !fresh) {
 		// A Key Vault event names an object this VaultSecret reads.
 		due, why, fresh = true, "Key Vault event", true
 		if vs.RefreshPolicyOrDefault() == v1alpha1.RefreshCreatedOnce && existing != nil {
 			due = false
+			r.Events.settle(req.String(), hintSeq)
 		}
 	}
 	if !due {
-		if vs.Status.NextSyncTime == nil {
-			return ctrl.Result{}, nil
+		// Nothing to read; time may still have brought an expiry closer,
+		// and a refused rollout may be waiting for another try.
+		r.evaluateExpiry(vs, now)
+		if err := r.finishRollout(ctx, vs); err != nil {
+			return ctrl.Result{}, err
 		}
-		return ctrl.Result{RequeueAfter: vs.Status.NextSyncTime.Sub(now)}, nil
+		return ctrl.Result{RequeueAfter: r.wakeAfter(vs, now)}, nil
 	}
 	log.V(1).Info("syncing", "why", why)
 	if fresh {
@@ -126,8 +137,11 @@ func (r *VaultSecretReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		ctx = keyvault.WithFresh(ctx)
 	}
 	start := time.Now()
-	res, err := r.sync(ctx, vs, existing, now)
-	if r.Metrics != nil {
+	res, attempted, err := r.sync(ctx, vs, existing, now)
+	if attempted && hinted {
+		r.Events.settle(req.String(), hintSeq) // a requeue before the read keeps the event
+	}
+	if r.Metrics != nil && attempted {
 		ready := meta.FindStatusCondition(vs.Status.Conditions, v1alpha1.ConditionReady)
 		result, reason := metrics.SyncSuccess, ""
 		if ready != nil && ready.Status != metav1.ConditionTrue {
@@ -135,14 +149,35 @@ func (r *VaultSecretReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 		r.Metrics.ObserveSync(result, reason, time.Since(start))
 	}
+	if err == nil {
+		if rerr := r.finishRollout(ctx, vs); rerr != nil {
+			return ctrl.Result{}, rerr
+		}
+	}
 	return res, err
+}
+
+// wakeAfter is when an up-to-date VaultSecret needs its next look: its
+// scheduled refresh, or the moment its earliest expiry enters the warning
+// window, whichever comes first (0: never).
+func (r *VaultSecretReconciler) wakeAfter(vs *v1alpha1.VaultSecret, now time.Time) time.Duration {
+	var next time.Duration
+	if vs.Status.NextSyncTime != nil {
+		next = max(vs.Status.NextSyncTime.Sub(now), time.Millisecond)
+	}
+	if vs.Status.ExpiresAt != nil && !meta.IsStatusConditionTrue(vs.Status.Conditions, v1alpha1.ConditionExpiringSoon) {
+		if at := vs.Status.ExpiresAt.Sub(now) - r.expiryThreshold() + time.Second; at > 0 && (next == 0 || at < next) {
+			next = at
+		}
+	}
+	return next
 }
 
 // syncDue decides whether Key Vault must be read now, and whether the read
 // must bypass results shared between VaultSecrets. It never is due for a
 // VaultSecret that is up to date, so operator restarts and unrelated events
 // cost nothing.
-func (r *VaultSecretReconciler) syncDue(vs *v1alpha1.VaultSecret, existing *corev1.Secret, now time.Time) (due bool, why string, fresh bool) {
+func (r *VaultSecretReconciler) syncDue(ctx context.Context, vs *v1alpha1.VaultSecret, existing *corev1.Secret, now time.Time) (due bool, why string, fresh bool) {
 	ready := meta.FindStatusCondition(vs.Status.Conditions, v1alpha1.ConditionReady)
 	policy := vs.RefreshPolicyOrDefault()
 	if policy == v1alpha1.RefreshCreatedOnce && ready != nil && ready.Status == metav1.ConditionTrue && existing != nil {
@@ -157,7 +192,7 @@ func (r *VaultSecretReconciler) syncDue(vs *v1alpha1.VaultSecret, existing *core
 		return true, "force-sync requested", true
 	case ready.Status != metav1.ConditionTrue:
 		return true, "retrying after failure", true
-	case connectionChanged(context.TODO(), r.Vaults, vs):
+	case connectionChanged(ctx, r.Vaults, vs):
 		return true, "connection or its credentials changed", false
 	case existing == nil:
 		return true, "target Secret missing", false
@@ -184,19 +219,24 @@ func (r *VaultSecretReconciler) drifted(vs *v1alpha1.VaultSecret, s *corev1.Secr
 	return secrets.Hash(r.HashKey, data) != vs.Status.DataHash
 }
 
-func (r *VaultSecretReconciler) sync(ctx context.Context, vs *v1alpha1.VaultSecret, existing *corev1.Secret, now time.Time) (ctrl.Result, error) {
+// sync reads Key Vault and writes the Secret. attempted is false only for
+// a VaultSecret that must come back later because its vault is busy: it
+// neither read nor failed.
+func (r *VaultSecretReconciler) sync(ctx context.Context, vs *v1alpha1.VaultSecret, existing *corev1.Secret, now time.Time) (result ctrl.Result, attempted bool, err error) {
 	log := logf.FromContext(ctx)
 	owner := secretsOwner(vs)
 	policy := secrets.Policy(vs.CreationPolicyOrDefault())
 
 	// Ownership first: a conflict needs no call to Azure.
 	if err := secrets.CheckOwnership(existing, owner, policy); err != nil {
-		return r.fail(ctx, vs, err)
+		result, err = r.fail(ctx, vs, err, "")
+		return result, true, err
 	}
 
 	vault, err := r.Vaults.For(ctx, vs)
 	if err != nil {
-		return r.fail(ctx, vs, err)
+		result, err = r.fail(ctx, vs, err, "")
+		return result, true, err
 	}
 	vaultHost := ""
 	if h, ok := vault.(interface{ Host() string }); ok {
@@ -210,12 +250,13 @@ func (r *VaultSecretReconciler) sync(ctx context.Context, vs *v1alpha1.VaultSecr
 	if !ok {
 		// Most workers already wait on this vault (it is slow or down):
 		// leave the worker to VaultSecrets of other vaults, come back soon.
-		return ctrl.Result{RequeueAfter: slotRetry()}, nil
+		return ctrl.Result{RequeueAfter: slotRetry()}, false, nil
 	}
 	res, err := assemble(ctx, vault, &vs.Spec)
 	release()
 	if err != nil {
-		return r.fail(ctx, vs, err)
+		result, err = r.fail(ctx, vs, err, vaultHost)
+		return result, true, err
 	}
 	for _, w := range res.Warnings {
 		r.event(vs, corev1.EventTypeWarning, ReasonCertificateChain, "Check", w)
@@ -232,23 +273,29 @@ func (r *VaultSecretReconciler) sync(ctx context.Context, vs *v1alpha1.VaultSecr
 	written, err := r.Writer.Apply(ctx, owner, existing, desired)
 	if err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
-			return ctrl.Result{}, err // a concurrent write: retry from the top
+			return ctrl.Result{}, true, err // a concurrent write: retry from the top
 		}
-		return r.fail(ctx, vs, err)
+		result, err = r.fail(ctx, vs, err, vaultHost)
+		return result, true, err
 	}
 
 	prevHash, wasReady := vs.Status.DataHash, meta.IsStatusConditionTrue(vs.Status.Conditions, v1alpha1.ConditionReady)
 	newHash := secrets.Hash(r.HashKey, res.Data)
+	// The data changed when its HMAC did, unless the Secret already held
+	// exactly this data: then only the HMAC key changed (a lost or rotated
+	// hash-key Secret), and nothing must be announced or restarted.
+	changed := prevHash != "" && prevHash != newHash && !holdsData(vs, existing, res.Data)
 	interval := vs.RefreshIntervalOrDefault()
 
 	vs.Status.ObservedGeneration = vs.Generation
+	vs.Status.SyncedGeneration = vs.Generation
+	vs.Status.SyncedVault = vaultHost
 	vs.Status.LastForceSync = vs.Annotations[v1alpha1.AnnotationForceSync]
 	vs.Status.LastSyncTime = &metav1.Time{Time: now}
 	vs.Status.SyncedVersions = res.Versions
 	vs.Status.DataHash = newHash
 	vs.Status.Certificates = res.Certificates
 	vs.Status.NextSyncTime = nil
-	var result ctrl.Result
 	if interval > 0 && vs.RefreshPolicyOrDefault() == v1alpha1.RefreshPeriodic {
 		next := refreshSlot(vs, now, interval)
 		vs.Status.NextSyncTime = &metav1.Time{Time: next}
@@ -260,31 +307,55 @@ func (r *VaultSecretReconciler) sync(ctx context.Context, vs *v1alpha1.VaultSecr
 		Message:            fmt.Sprintf("Secret %q holds %d keys from %s", desired.Name, len(res.Data), sourceOf(vs)),
 	})
 
-	if meta.IsStatusConditionTrue(vs.Status.Conditions, v1alpha1.ConditionSourceDeleted) {
+	if c := meta.FindStatusCondition(vs.Status.Conditions, v1alpha1.ConditionSourceDeleted); c != nil && c.Status != metav1.ConditionFalse {
 		meta.SetStatusCondition(&vs.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionSourceDeleted,
 			Status: metav1.ConditionFalse, Reason: ReasonSourcePresent, ObservedGeneration: vs.Generation,
-			Message: "every Key Vault object is present again"})
+			Message: "every Key Vault object is present"})
 	}
-	r.recordExpiry(vs, res, vaultHost, now)
+	r.recordExpiry(vs, res, now)
 	if written.Written && r.Metrics != nil {
 		r.Metrics.SecretUpdated()
 	}
 
 	switch {
-	case !wasReady && (prevHash == "" || prevHash == newHash):
-		r.event(vs, corev1.EventTypeNormal, ReasonSynced, "Sync", fmt.Sprintf("Secret %q synced from Key Vault", desired.Name))
-	case prevHash != "" && prevHash != newHash:
+	case changed:
 		r.event(vs, corev1.EventTypeNormal, ReasonUpdated, "Sync", fmt.Sprintf("Secret %q updated with new Key Vault versions", desired.Name))
-		// The data changed: restart its consumers, once for this version.
-		r.rollout(ctx, vs, newHash)
+		// The data changed: its consumers restart, once for this version
+		// (finishRollout does it, and retries it until it succeeds).
+		r.startRollout(vs)
+	case !wasReady:
+		r.event(vs, corev1.EventTypeNormal, ReasonSynced, "Sync", fmt.Sprintf("Secret %q synced from Key Vault", desired.Name))
 	}
 	log.V(1).Info("synced", "secret", desired.Name, "written", written.Written, "keys", len(res.Data))
-	return result, nil
+	return result, true, nil
+}
+
+// holdsData reports whether the Secret as it was before this sync already
+// held data (for Merge: this VaultSecret's keys).
+func holdsData(vs *v1alpha1.VaultSecret, existing *corev1.Secret, data map[string][]byte) bool {
+	if existing == nil {
+		return false
+	}
+	have := existing.Data
+	if vs.CreationPolicyOrDefault() == v1alpha1.CreationPolicyMerge {
+		have = secrets.Subset(existing.Data, secrets.MergeKeys(existing, vs.Name))
+	}
+	if len(have) != len(data) {
+		return false
+	}
+	for k, v := range data {
+		if got, ok := have[k]; !ok || !bytes.Equal(got, v) {
+			return false
+		}
+	}
+	return true
 }
 
 // fail records a failed sync. The target Secret is never touched on this
 // path: it keeps its last good data.
-func (r *VaultSecretReconciler) fail(ctx context.Context, vs *v1alpha1.VaultSecret, err error) (ctrl.Result, error) {
+//
+// vaultHost is the vault that was read ("" when the failure came before).
+func (r *VaultSecretReconciler) fail(ctx context.Context, vs *v1alpha1.VaultSecret, err error, vaultHost string) (ctrl.Result, error) {
 	reason, message, retry := classify(err)
 	var prev *metav1.Condition
 	if c := meta.FindStatusCondition(vs.Status.Conditions, v1alpha1.ConditionReady); c != nil {
@@ -299,8 +370,11 @@ func (r *VaultSecretReconciler) fail(ctx context.Context, vs *v1alpha1.VaultSecr
 	if prev == nil || prev.Status != metav1.ConditionFalse || prev.Reason != reason || prev.Message != message {
 		r.event(vs, corev1.EventTypeWarning, ReasonSyncFailed, "Sync", message)
 	}
-	if errors.Is(err, keyvault.ErrNotFound) && vs.Status.DataHash != "" {
-		r.sourceDeleted(ctx, vs, message)
+	if errors.Is(err, keyvault.ErrNotFound) {
+		if after, ok := r.sourceDeleted(ctx, vs, err, vaultHost, message); ok {
+			logf.FromContext(ctx).Info("sync failed", "reason", reason, "retry", "confirming a deleted source")
+			return ctrl.Result{RequeueAfter: after}, nil
+		}
 	}
 	logf.FromContext(ctx).Info("sync failed", "reason", reason, "retry", retry)
 	switch retry {

@@ -218,8 +218,12 @@ const (
 	// ConditionExpiringSoon is True when a synced certificate or secret expires within the
 	// operator's warning threshold.
 	ConditionExpiringSoon = "ExpiringSoon"
-	// ConditionSourceDeleted is True when a Key Vault object this VaultSecret synced was deleted.
+	// ConditionSourceDeleted is True when a Key Vault object this VaultSecret synced was deleted,
+	// and Unknown while a deletion is being confirmed by a second read (onSourceDeleted: Delete).
 	ConditionSourceDeleted = "SourceDeleted"
+	// ConditionRolloutComplete is True when every rolloutRestartTarget was restarted for the
+	// current data, and False while a refused or failed restart is being retried.
+	ConditionRolloutComplete = "RolloutComplete"
 )
 
 // VaultRef points at a Key Vault and says how to authenticate to it.
@@ -479,6 +483,14 @@ type VaultSecretStatus struct {
 	// +optional
 	DataHash string `json:"dataHash,omitempty"`
 
+	// syncedVault is the host name of the vault the Secret's data was last read from.
+	// +optional
+	SyncedVault string `json:"syncedVault,omitempty"`
+
+	// syncedGeneration is the generation of the spec the Secret's data was last synced from.
+	// +optional
+	SyncedGeneration int64 `json:"syncedGeneration,omitempty"`
+
 	// lastForceSync is the value of the vaultsync.io/force-sync annotation that was last acted
 	// on; setting the annotation to any other value triggers an immediate sync.
 	// +optional
@@ -499,6 +511,27 @@ type VaultSecretStatus struct {
 	// secret's expiry attribute. Empty when none expires.
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// expiries lists every synced object that expires, earliest first. The operator rebuilds
+	// its expiry metrics and the ExpiringSoon condition from it after a restart.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=1024
+	// +optional
+	Expiries []ExpiryStatus `json:"expiries,omitempty"`
+}
+
+// ExpiryStatus is the expiry of one synced object.
+type ExpiryStatus struct {
+	// key is the Secret key the object was written to (for dataFrom, the object name).
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
+
+	// kind is certificate (the leaf's notAfter) or secret (the secret's expiry attribute).
+	// +kubebuilder:validation:Enum=certificate;secret
+	Kind string `json:"kind"`
+
+	// notAfter is when the object expires.
+	NotAfter metav1.Time `json:"notAfter"`
 }
 
 // CertificateStatus describes one certificate written to the Secret.

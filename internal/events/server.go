@@ -34,6 +34,11 @@ type Server struct {
 	// LeaderOnly makes the manager run the server on the leader only. Off by default: every
 	// replica receives events, so a sink must not assume it runs on the leader.
 	LeaderOnly bool
+	// Gate, when set, holds the listener back until it is closed: the sink
+	// is not ready before (its routing index is being rebuilt), and a
+	// connection refused makes Event Grid retry, where an accepted delivery
+	// routed nowhere would be lost.
+	Gate <-chan struct{}
 	// Logger logs start and stop.
 	Logger logr.Logger
 	// ShutdownTimeout bounds the graceful stop (default 10s).
@@ -45,6 +50,13 @@ func (s *Server) NeedLeaderElection() bool { return s.LeaderOnly }
 
 // Start listens on Addr and serves until ctx ends.
 func (s *Server) Start(ctx context.Context) error {
+	if s.Gate != nil {
+		select {
+		case <-s.Gate:
+		case <-ctx.Done():
+			return nil
+		}
+	}
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
 		return fmt.Errorf("events: listen on %s: %w", s.Addr, err)

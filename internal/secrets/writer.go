@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -144,6 +145,11 @@ func CheckOwnership(existing *corev1.Secret, owner Owner, policy Policy) error {
 		if existing == nil {
 			return ErrTargetMissing
 		}
+		// A Secret that a VaultSecret owns outright holds exactly that
+		// VaultSecret's keys: merging into it would start a tug of war.
+		if got := existing.Annotations[AnnotationOwner]; got != "" && existing.Labels[LabelManaged] == "true" {
+			return fmt.Errorf("%w: Secret %q is managed by VaultSecret %q (creationPolicy Owner or Orphan)", ErrConflict, existing.Name, got)
+		}
 		return nil
 	}
 	if existing == nil {
@@ -167,18 +173,59 @@ func CheckOwnership(existing *corev1.Secret, owner Owner, policy Policy) error {
 // Apply writes the desired Secret unless existing already matches it.
 // existing is what Get returned (nil: absent). The caller has checked
 // ownership with CheckOwnership.
+//
+// A Secret that does not exist is created with a plain create, which fails
+// when the name is taken: a Secret someone else made a moment ago (that the
+// caller's cache has not seen yet) is then read and refused, never taken
+// over. An existing Secret is written with server-side apply that carries
+// its resourceVersion, so the write lands only on the very object whose
+// ownership was checked; a Secret deleted and recreated meanwhile makes the
+// write fail with a conflict and the caller starts again.
 func (w *Writer) Apply(ctx context.Context, owner Owner, existing *corev1.Secret, d Desired) (Result, error) {
 	if existing != nil && UpToDate(existing, owner, d) {
 		return Result{}, nil
 	}
+	if d.Policy == PolicyMerge {
+		if existing == nil {
+			return Result{}, ErrTargetMissing
+		}
+		if err := checkMergeKeys(existing, owner, d); err != nil {
+			return Result{}, err
+		}
+	}
 	if existing != nil && d.Policy != PolicyMerge && existing.Type != "" && d.Type != "" && existing.Type != d.Type {
 		// The type of a Secret is immutable: replace our own Secret.
-		if err := w.Client.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); err != nil && !apierrors.IsNotFound(err) {
+		if err := w.Client.Delete(ctx, existing, client.Preconditions{UID: &existing.UID, ResourceVersion: &existing.ResourceVersion}); err != nil && !apierrors.IsNotFound(err) {
 			return Result{}, fmt.Errorf("replacing Secret %q to change its type: %w", existing.Name, err)
 		}
 		existing = nil
 	}
+	if existing == nil {
+		err := w.create(ctx, owner, d)
+		if err == nil {
+			return Result{Written: true, Created: true}, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return Result{}, err
+		}
+		// The name was taken after the caller looked: read what is there
+		// and write only if it is ours after all (our own create that the
+		// cache has not caught up with).
+		if existing, err = w.live(ctx, owner.Namespace, d.Name); err != nil {
+			return Result{}, err
+		}
+		if existing == nil { // deleted again meanwhile: the caller retries
+			return Result{}, apierrors.NewConflict(corev1.Resource("secrets"), d.Name, errors.New("created and deleted by someone else meanwhile"))
+		}
+		if err := CheckOwnership(existing, owner, d.Policy); err != nil {
+			return Result{}, err
+		}
+		if UpToDate(existing, owner, d) {
+			return Result{}, nil
+		}
+	}
 	ac := corev1ac.Secret(d.Name, owner.Namespace).
+		WithResourceVersion(existing.ResourceVersion).
 		WithLabels(desiredLabels(d)).
 		WithAnnotations(desiredAnnotations(owner, d)).
 		WithData(d.Data)
@@ -212,7 +259,66 @@ func (w *Writer) Apply(ctx context.Context, owner Owner, existing *corev1.Secret
 			}
 		}
 	}
-	return Result{Written: true, Created: existing == nil}, nil
+	return Result{Written: true}, nil
+}
+
+// create makes a new Secret; it fails with AlreadyExists when the name is
+// taken.
+func (w *Writer) create(ctx context.Context, owner Owner, d Desired) error {
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: owner.Namespace, Name: d.Name,
+			Labels: desiredLabels(d), Annotations: desiredAnnotations(owner, d),
+		},
+		Type: d.Type,
+		Data: d.Data,
+	}
+	if d.Policy == PolicyOwner {
+		s.OwnerReferences = []metav1.OwnerReference{{APIVersion: owner.APIVersion, Kind: owner.Kind,
+			Name: owner.Name, UID: owner.UID, Controller: ptr.To(true)}}
+	}
+	if err := w.Client.Create(ctx, s, client.FieldOwner(FieldOwner)); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		return fmt.Errorf("creating Secret %q: %w", d.Name, err)
+	}
+	return nil
+}
+
+// live reads a Secret bypassing any cache; nil when it does not exist.
+func (w *Writer) live(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	r := w.Live
+	if r == nil {
+		r = w.Client
+	}
+	var s corev1.Secret
+	err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &s)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading Secret %q: %w", name, err)
+	}
+	return &s, nil
+}
+
+// checkMergeKeys refuses a Merge that would write a key another Merge
+// VaultSecret writes into the same Secret.
+func checkMergeKeys(existing *corev1.Secret, owner Owner, d Desired) error {
+	for ann := range existing.Annotations {
+		other, ok := strings.CutPrefix(ann, AnnotationMergePrefix)
+		if !ok || other == "" || other == owner.Name {
+			continue
+		}
+		for _, k := range MergeKeys(existing, other) {
+			if _, clash := d.Data[k]; clash {
+				return fmt.Errorf("%w: key %q of Secret %q is written by VaultSecret %q (creationPolicy Merge)",
+					ErrConflict, k, existing.Name, owner.Namespace+"/"+other)
+			}
+		}
+	}
+	return nil
 }
 
 // Remove takes away what owner wrote: with merge, only its keys (server-side

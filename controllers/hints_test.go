@@ -1,0 +1,120 @@
+package controllers
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/vaultsync/vaultsync/api/v1alpha1"
+	"github.com/vaultsync/vaultsync/internal/events"
+	"github.com/vaultsync/vaultsync/internal/secrets"
+)
+
+// hostedVault is a fakeVault with a host, as keyvault.Client has.
+type hostedVault struct {
+	*fakeVault
+	host string
+}
+
+func (h hostedVault) Host() string { return h.host }
+
+type fixedVaults struct{ v Vault }
+
+func (f fixedVaults) For(context.Context, *v1alpha1.VaultSecret) (Vault, error) { return f.v, nil }
+
+// A Key Vault event must survive a reconcile that could not read the vault
+// (all its slots taken): the next reconcile still reads afresh for it.
+func TestEventHintSurvivesABusyVault(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	scheme := runtime.NewScheme()
+	g.Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
+	g.Expect(v1alpha1.AddToScheme(scheme)).To(Succeed())
+
+	key := []byte("hints-test-hash-key-of-32-bytes!")
+	data := map[string][]byte{"password": []byte("s3cret")}
+	now := time.Now()
+	vs := &v1alpha1.VaultSecret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "db", UID: "uid-1", Generation: 1},
+		Spec: v1alpha1.VaultSecretSpec{
+			Vault:         &v1alpha1.VaultRef{URL: "https://demo.vault.azure.net/"},
+			RefreshPolicy: v1alpha1.RefreshOnChange,
+			Data:          []v1alpha1.DataItem{{Key: "password", Remote: v1alpha1.RemoteRef{Name: "DbPassword"}}},
+		},
+	}
+	vs.Status = v1alpha1.VaultSecretStatus{ObservedGeneration: 1, SyncedGeneration: 1, SyncedVault: "demo.vault.azure.net",
+		DataHash: secrets.Hash(key, data), LastSyncTime: &metav1.Time{Time: now}}
+	meta.SetStatusCondition(&vs.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady,
+		Status: metav1.ConditionTrue, Reason: ReasonSynced, ObservedGeneration: 1})
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "db",
+			Labels:      map[string]string{secrets.LabelManaged: "true"},
+			Annotations: map[string]string{secrets.AnnotationOwner: "team-a/db"}},
+		Type: corev1.SecretTypeOpaque, Data: data,
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(vs, secret).WithStatusSubresource(vs).Build()
+
+	vault := hostedVault{fakeVault: newFake(), host: "demo.vault.azure.net"}
+	router := NewEventRouter()
+	r := &VaultSecretReconciler{Client: c, Writer: &secrets.Writer{Client: c}, Vaults: fixedVaults{vault},
+		HashKey: key, Events: router, slots: newVaultSlots(1)}
+	router.index(vs, "demo.vault.azure.net")
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "team-a", Name: "db"}}
+
+	// Up to date and OnChange: a reconcile without an event reads nothing.
+	_, err := r.Reconcile(ctx, req)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(vault.gets).To(BeZero())
+
+	router.Notify(ctx, events.Event{VaultHost: "demo.vault.azure.net", ObjectName: "DbPassword"})
+	<-router.C // what the controller's channel source would take
+	release, ok := r.slots.acquire(vault) // another VaultSecret holds the only slot
+	g.Expect(ok).To(BeTrue())
+
+	res, err := r.Reconcile(ctx, req)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.RequeueAfter).To(BeNumerically(">", 0), "comes back when a slot may be free")
+	g.Expect(vault.gets).To(BeZero())
+	_, pending := router.pending(req.String())
+	g.Expect(pending).To(BeTrue(), "the event is still pending after a reconcile that could not read")
+
+	release()
+	_, err = r.Reconcile(ctx, req)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(vault.gets).To(Equal(1), "the event made a fresh read")
+	_, pending = router.pending(req.String())
+	g.Expect(pending).To(BeFalse(), "the read settled the event")
+
+	_, err = r.Reconcile(ctx, req)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(vault.gets).To(Equal(1), "a settled event causes no second read")
+}
+
+// An event that arrives while a read for an earlier one runs is kept.
+func TestEventHintNewerThanTheReadIsKept(t *testing.T) {
+	g := NewWithT(t)
+	router := NewEventRouter()
+	router.Index.Add("team-a/db", []events.Ref{{VaultHost: "demo.vault.azure.net", ObjectName: "a"}})
+	go func() {
+		for range router.C {
+		}
+	}()
+	ctx := context.Background()
+	router.Notify(ctx, events.Event{VaultHost: "demo.vault.azure.net", ObjectName: "a"})
+	first, ok := router.pending("team-a/db")
+	g.Expect(ok).To(BeTrue())
+	router.Notify(ctx, events.Event{VaultHost: "demo.vault.azure.net", ObjectName: "a"})
+	router.settle("team-a/db", first)
+	_, ok = router.pending("team-a/db")
+	g.Expect(ok).To(BeTrue(), "the second event was not covered by the first read")
+}
