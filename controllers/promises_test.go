@@ -172,6 +172,26 @@ var _ = Describe("Promises under races and failures", func() {
 		Expect(notFound[len(notFound)-1].Sub(notFound[0])).To(BeNumerically(">=", sourceDeleteConfirm),
 			"the confirming read came after the delay")
 	})
+
+	It("turns ExpiringSoon true when an expiry enters the warning window, with no sync", func() {
+		// The suite warns 30 days ahead (the default); this secret enters
+		// that window a few seconds after its first and only sync.
+		exp := time.Now().Add(30*24*time.Hour + 4*time.Second).Truncate(time.Second).Add(time.Second)
+		rememberValue("nearly-expiring-value")
+		_, err := emu.SetSecret(vaultName, "nearly-expiring", emulator.SecretVersion{Value: "nearly-expiring-value", Expires: &exp})
+		Expect(err).NotTo(HaveOccurred())
+		createVS(ns, "nearly", v1alpha1.VaultSecretSpec{RefreshPolicy: v1alpha1.RefreshOnChange,
+			Data: []v1alpha1.DataItem{item("v", "nearly-expiring")}})
+		vs := expectReady(ns, "nearly")
+		synced := time.Now()
+		Expect(vs.Status.Expiries).To(ConsistOf(SatisfyAll(HaveField("Key", "v"), HaveField("Kind", "secret"))))
+		Expect(condition(ns, "nearly", v1alpha1.ConditionExpiringSoon)()).To(HaveField("Status", metav1.ConditionFalse))
+		Eventually(condition(ns, "nearly", v1alpha1.ConditionExpiringSoon), timeout, 100*time.Millisecond).Should(And(
+			Not(BeNil()), HaveField("Status", metav1.ConditionTrue), HaveField("Message", ContainSubstring(`"v" expires`))))
+		Expect(azureCalls(emulator.LogFilter{Service: admin.ServiceVault, Object: "nearly-expiring"}, synced)).To(BeZero(),
+			"the condition came from status and the clock, not from a read")
+		Eventually(func() []string { return eventReasons(ns, "nearly") }, timeout).Should(ContainElement("ExpiringSoon"))
+	})
 })
 
 // denyDeploymentUpdates installs a ValidatingAdmissionPolicy that refuses

@@ -1,0 +1,190 @@
+// Package failover runs the built manager binary, one or two replicas with
+// leader election, against the local control plane and the Key Vault
+// emulator, and checks the promises that a restart, a leader failover or a
+// lost hash key put at risk: events still reach the VaultSecrets that read
+// the object, expiry metrics survive, and no Secret is rewritten and no
+// consumer restarted for data that did not change.
+package failover
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/vaultsync/vaultsync/test/controlplane"
+	"github.com/vaultsync/vaultsync/test/e2e/localenv"
+)
+
+const (
+	namespace = "promises"
+	eventsKey = "failover-suite-events-key"
+)
+
+var (
+	ctx     context.Context
+	cancel  context.CancelFunc
+	root    string
+	dir     string
+	bins    localenv.Binaries
+	cp      *controlplane.ControlPlane
+	k8s     client.Client
+	emu     *localenv.Emulator
+	seq     int
+	failed  bool
+	running []*replica
+)
+
+func TestFailover(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "vaultsync restart and failover suite")
+}
+
+var _ = BeforeSuite(func() {
+	ctrllog.SetLogger(logr.Discard())
+	ctx, cancel = context.WithCancel(context.Background())
+	var err error
+	root, err = localenv.RepoRoot()
+	Expect(err).NotTo(HaveOccurred())
+	dir, err = os.MkdirTemp("", "vaultsync-failover-")
+	Expect(err).NotTo(HaveOccurred())
+
+	var ok bool
+	bins, ok, err = localenv.BinariesFromEnv()
+	Expect(err).NotTo(HaveOccurred())
+	if !ok {
+		By("building the manager and the emulator into " + dir)
+		bins, err = localenv.Build(ctx, root, filepath.Join(dir, "bin"))
+		Expect(err).NotTo(HaveOccurred())
+	}
+	cp, k8s, err = localenv.StartControlPlane(ctx, root, false)
+	Expect(err).NotTo(HaveOccurred())
+	for _, ns := range []string{localenv.OperatorNamespace, namespace} {
+		Expect(localenv.EnsureNamespace(ctx, k8s, ns)).To(Succeed())
+	}
+	emu, err = localenv.StartEmulator(ctx, localenv.EmulatorOptions{
+		Binary:   bins.Emulator,
+		Config:   filepath.Join(root, "hack", "demo", "emulator.yaml"),
+		StateDir: filepath.Join(dir, "emulator"),
+		LogFile:  filepath.Join(dir, "emulator.log"),
+	})
+	Expect(err).NotTo(HaveOccurred())
+	Expect(k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: localenv.ServiceAccount}})).To(Succeed())
+	Expect(localenv.Federate(ctx, cp.Config, emu.Admin, localenv.Identity, namespace, localenv.ServiceAccount)).To(Succeed())
+	Expect(k8s.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: localenv.OperatorNamespace, Name: "vaultsync-events"},
+		Data:       map[string][]byte{"key": []byte(eventsKey)},
+	})).To(Succeed())
+})
+
+var _ = AfterEach(func() {
+	if !CurrentSpecReport().Failed() {
+		return
+	}
+	failed = true
+	for _, r := range running {
+		GinkgoWriter.Printf("last lines of %s:\n%s\n", r.log, localenv.Tail(r.log, 30))
+	}
+})
+
+var _ = AfterSuite(func() {
+	for _, r := range running {
+		r.stop()
+	}
+	if emu != nil {
+		_ = emu.Stop(10 * time.Second)
+	}
+	if cp != nil {
+		cp.Stop()
+	}
+	if cancel != nil {
+		cancel()
+	}
+	if dir != "" && !failed && os.Getenv("E2E_KEEP") == "" {
+		_ = os.RemoveAll(dir)
+	} else if dir != "" {
+		GinkgoWriter.Printf("kept %s\n", dir)
+	}
+})
+
+// replica is one manager process with its own events and metrics ports.
+type replica struct {
+	name    string
+	proc    *localenv.Process
+	log     string
+	events  string // host:port of the events endpoint
+	metrics string // host:port of the (plain HTTP) metrics endpoint
+}
+
+// startReplica runs the built manager with leader election, the events
+// endpoint and plain-HTTP metrics on loopback ports of its own.
+func startReplica(name string) *replica {
+	GinkgoHelper()
+	seq++
+	r := &replica{name: name, log: filepath.Join(dir, fmt.Sprintf("manager-%s-%d.log", name, seq)),
+		events: freeAddr(), metrics: freeAddr()}
+	var err error
+	r.proc, err = localenv.StartManager(localenv.ManagerOptions{
+		Binary:     bins.Manager,
+		Kubeconfig: cp.Kubeconfig,
+		Env:        emu.ClientEnv(),
+		LogFile:    r.log,
+		Args:       replicaArgs(r),
+	})
+	Expect(err).NotTo(HaveOccurred())
+	running = append(running, r)
+	Expect(localenv.WaitForLog(ctx, r.proc, r.log, "starting vaultsync", time.Minute)).To(Succeed())
+	return r
+}
+
+func replicaArgs(r *replica) []string {
+	return []string{
+		"--leader-elect", "--leader-election-namespace", localenv.OperatorNamespace,
+		"--events-bind-address", r.events,
+		"--metrics-bind-address", r.metrics, "--metrics-secure=false",
+		"--zap-log-level=2",
+	}
+}
+
+// stop ends the replica gracefully (SIGTERM; it releases its lease).
+func (r *replica) stop() {
+	if r.proc != nil {
+		_ = r.proc.Stop(30 * time.Second)
+	}
+}
+
+// listening reports whether the replica's events endpoint accepts connections.
+func (r *replica) listening() bool {
+	c, err := net.DialTimeout("tcp", r.events, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
+}
+
+// logged reports whether the replica's log holds substr.
+func (r *replica) logged(substr string) bool {
+	b, _ := os.ReadFile(r.log)
+	return strings.Contains(string(b), substr)
+}
+
+func freeAddr() string {
+	GinkgoHelper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = l.Close() }()
+	return l.Addr().String()
+}
