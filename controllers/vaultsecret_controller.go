@@ -153,6 +153,13 @@ func (r *VaultSecretReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if rerr := r.finishRollout(ctx, vs); rerr != nil {
 			return ctrl.Result{}, rerr
 		}
+		if meta.IsStatusConditionTrue(vs.Status.Conditions, v1alpha1.ConditionReady) {
+			// Also wake when an expiry enters the warning window, which
+			// may come before the next refresh (or with none scheduled).
+			if w := r.wakeAfter(vs, now); w > 0 && (res.RequeueAfter == 0 || w < res.RequeueAfter) {
+				res.RequeueAfter = w
+			}
+		}
 	}
 	return res, err
 }
