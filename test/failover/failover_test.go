@@ -33,13 +33,16 @@ const (
 
 var _ = Describe("Restarts and failovers", Ordered, func() {
 	var leader *replica
+	var svc *service
 	expires := time.Now().Add(10 * 24 * time.Hour).Truncate(time.Second)
 
 	BeforeAll(func() {
 		setSecret("failover-rotating", "rotating-value-0", nil)
 		setSecret("failover-expiring", "expiring-value", &expires)
 		leader = startReplica("a")
-		subscribe(leader)
+		svc = newService()
+		svc.add(leader.events)
+		subscribe(svc)
 		Eventually(leader.listening, wait, tick).Should(BeTrue(), "the leader serves events")
 		createVS("onchange", v1alpha1.VaultSecretSpec{RefreshPolicy: v1alpha1.RefreshOnChange,
 			Data: []v1alpha1.DataItem{{Key: "v", Remote: v1alpha1.RemoteRef{Name: "failover-rotating"}}}})
@@ -66,8 +69,8 @@ var _ = Describe("Restarts and failovers", Ordered, func() {
 
 	It("routes events after a leader failover, and the new leader rewrites no Secret", func() {
 		standby := startReplica("b")
-		subscribe(standby)
-		Eventually(func() bool { return standby.logged("attempting to acquire leader lease") }, wait, tick).Should(BeTrue())
+		svc.add(standby.events)
+		Eventually(func() bool { return standby.logged("Attempting to acquire leader lease") }, wait, tick).Should(BeTrue())
 		Consistently(standby.listening, 2*time.Second, 200*time.Millisecond).Should(BeFalse(), "a standby does not serve events")
 		before := secretVersions()
 
@@ -140,11 +143,11 @@ func (r *replica) restart() *replica {
 	return next
 }
 
-// subscribe makes the emulator deliver the demo vault's events to r.
-func subscribe(r *replica) {
+// subscribe makes the emulator deliver the demo vault's events to the service.
+func subscribe(s *service) {
 	GinkgoHelper()
 	_, err := emu.Admin.AddEventSubscription(ctx, admin.EventSubscription{
-		Name: "replica-" + r.name, Endpoint: "http://" + r.events + "/events", Secret: eventsKey,
+		Name: "operator", Endpoint: "http://" + s.ln.Addr().String() + "/events", Secret: eventsKey,
 		Vaults: []string{localenv.Vault}, MaxAttempts: 10,
 	})
 	Expect(err).NotTo(HaveOccurred())

@@ -9,10 +9,12 @@ package failover
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,7 +83,9 @@ var _ = BeforeSuite(func() {
 		LogFile:  filepath.Join(dir, "emulator.log"),
 	})
 	Expect(err).NotTo(HaveOccurred())
-	Expect(k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: localenv.ServiceAccount}})).To(Succeed())
+	// The samples' ServiceAccount carries the emulated identity's client and tenant ids.
+	_, err = localenv.Kubectl(ctx, cp, "apply", "-n", namespace, "-f", filepath.Join(root, "config", "samples", "serviceaccount.yaml"))
+	Expect(err).NotTo(HaveOccurred())
 	Expect(localenv.Federate(ctx, cp.Config, emu.Admin, localenv.Identity, namespace, localenv.ServiceAccount)).To(Succeed())
 	Expect(k8s.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: localenv.OperatorNamespace, Name: "vaultsync-events"},
@@ -179,6 +183,61 @@ func (r *replica) listening() bool {
 func (r *replica) logged(substr string) bool {
 	b, _ := os.ReadFile(r.log)
 	return strings.Contains(string(b), substr)
+}
+
+// service stands for the events Service of a cluster: one address that
+// forwards each connection to the first replica that accepts it (only the
+// leader listens), and drops it when none does (Event Grid then retries).
+type service struct {
+	ln net.Listener
+
+	mu       sync.Mutex
+	backends []string
+}
+
+func newService() *service {
+	GinkgoHelper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	s := &service{ln: ln}
+	go s.serve()
+	DeferCleanup(func() { _ = ln.Close() })
+	return s
+}
+
+func (s *service) add(addr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.backends = append(s.backends, addr)
+}
+
+func (s *service) serve() {
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		go s.forward(c)
+	}
+}
+
+func (s *service) forward(c net.Conn) {
+	defer func() { _ = c.Close() }()
+	s.mu.Lock()
+	backends := append([]string(nil), s.backends...)
+	s.mu.Unlock()
+	for _, b := range backends {
+		up, err := net.DialTimeout("tcp", b, time.Second)
+		if err != nil {
+			continue
+		}
+		defer func() { _ = up.Close() }()
+		done := make(chan struct{}, 2)
+		go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
+		go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+		<-done
+		return
+	}
 }
 
 func freeAddr() string {
