@@ -7,12 +7,12 @@
 //
 //	m := metrics.Shared() // registered on sigs.k8s.io/controller-runtime/pkg/metrics.Registry
 //	kvOpts.Observer = m    // keyvault.Observer: request counts, latency, throttling
+//	creds := credentials.NewCache(n).WithObserver(m) // credentials.TokenObserver: Entra ID token requests
 //
 // and from the controllers:
 //
 //	m.ObserveSync(metrics.SyncSuccess, reason, time.Since(start))
 //	m.SecretUpdated()
-//	m.ObserveTokenRequest(method, err)
 //	m.Expiry.Set(owner, []metrics.Expiry{{Vault: host, Kind: metrics.ExpiryCertificate, Object: name, NotAfter: t}})
 //	m.Status.Set(owner, ready, reason) // and m.Status.Delete(owner), m.Expiry.Delete(owner) when it is gone
 package metrics
