@@ -216,6 +216,9 @@ func (r *VaultSecretReconciler) rollout(ctx context.Context, vs *v1alpha1.VaultS
 		}
 	}
 	if err != nil {
+		if len(out) < len(targets) { // Restart stops at the target that failed
+			r.Metrics.ObserveRollout(targets[len(out)].Kind, metrics.RolloutFailed)
+		}
 		logf.FromContext(ctx).Error(err, "restarting consumers")
 		r.event(vs, corev1.EventTypeWarning, ReasonRolloutMissing, "Rollout", err.Error())
 	}

@@ -86,6 +86,8 @@ const (
 	RolloutRestarted = "restarted"
 	RolloutNotFound  = "not_found"
 	RolloutFailed    = "failed"
+	// rolloutMissing is what callers may pass for a workload that does not exist.
+	rolloutMissing = "missing"
 )
 
 // MaxVaults bounds the number of distinct values of every vault label; requests to further vaults
@@ -274,10 +276,14 @@ func (m *Metrics) ObserveEvent(eventType, result string) {
 }
 
 // ObserveRollout counts a rollout restart of a workload of kind (Deployment, StatefulSet or
-// DaemonSet) with result RolloutRestarted, RolloutNotFound or RolloutFailed.
+// DaemonSet) with result RolloutRestarted, RolloutNotFound or RolloutFailed. "missing" (the
+// word of rollout.Outcome.Missing) is counted as RolloutNotFound.
 func (m *Metrics) ObserveRollout(kind, result string) {
 	if m == nil {
 		return
+	}
+	if result == rolloutMissing {
+		result = RolloutNotFound
 	}
 	m.rollouts.WithLabelValues(kind, result).Inc()
 }
