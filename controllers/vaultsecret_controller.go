@@ -114,6 +114,7 @@ func (r *VaultSecretReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 	}
 	if !due {
+		r.Metrics.ObserveSync(metrics.SyncSkipped, "", 0)
 		if vs.Status.NextSyncTime == nil {
 			return ctrl.Result{}, nil
 		}

@@ -243,7 +243,8 @@ func (m *Metrics) ObserveTokenRequest(method string, err error) {
 
 // ObserveSync records a sync's result (SyncSuccess, SyncFailure or SyncSkipped), its condition
 // reason (a fixed CamelCase word such as "Synced" or "SecretNotFound"; never a message) and
-// duration.
+// duration. A skipped reconcile read and wrote nothing, so it has no duration: it is counted
+// only, and does not pull the sync latency towards zero.
 func (m *Metrics) ObserveSync(result, reason string, dur time.Duration) {
 	if m == nil {
 		return
@@ -252,7 +253,9 @@ func (m *Metrics) ObserveSync(result, reason string, dur time.Duration) {
 		reason = labelNone
 	}
 	m.syncs.WithLabelValues(result, reason).Inc()
-	m.syncDuration.WithLabelValues(result).Observe(dur.Seconds())
+	if result != SyncSkipped {
+		m.syncDuration.WithLabelValues(result).Observe(dur.Seconds())
+	}
 }
 
 // SecretUpdated counts a Kubernetes Secret created or whose data changed.
