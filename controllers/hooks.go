@@ -358,6 +358,9 @@ func (r *VaultSecretReconciler) finishRollout(ctx context.Context, vs *v1alpha1.
 		}
 	}
 	if err != nil {
+		if len(out) < len(targets) { // Restart stops at the target that failed
+			r.Metrics.ObserveRollout(targets[len(out)].Kind, metrics.RolloutFailed)
+		}
 		msg := "restarting the rolloutRestartTargets failed; retrying: " + err.Error()
 		if c.Reason != ReasonRolloutFailed || c.Message != msg {
 			r.event(vs, corev1.EventTypeWarning, ReasonRolloutFailed, "Rollout", msg)

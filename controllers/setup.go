@@ -158,7 +158,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Live:        mgr.GetAPIReader(),
 		SecretMeta:  secretMeta,
 		Tokens:      credentials.NewKubeTokenRequester(cs),
-		Credentials: credentials.NewCache(credentials.DefaultCacheSize),
+		Credentials: credentials.NewCache(credentials.DefaultCacheSize).WithObserver(m),
 		Clients:     keyvault.NewClientCache(keyvault.DefaultClientCacheSize, kvOpts),
 		CredOptions: &credentials.Options{ClientOptions: o.AzureClientOptions},
 		Dev:         o.Dev,

@@ -124,6 +124,7 @@ func (r *VaultSecretReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if !due {
 		// Nothing to read; time may still have brought an expiry closer,
 		// and a refused rollout may be waiting for another try.
+		r.Metrics.ObserveSync(metrics.SyncSkipped, "", 0)
 		r.evaluateExpiry(vs, now)
 		if err := r.finishRollout(ctx, vs); err != nil {
 			return ctrl.Result{}, err

@@ -67,6 +67,8 @@ type Cache struct {
 	mu    sync.Mutex
 	order *list.List // front = most recently used
 	items map[Key]*list.Element
+	// observer, when set, sees the token requests of the credentials (see WithObserver).
+	observer TokenObserver
 }
 
 type cacheEntry struct {
@@ -100,7 +102,7 @@ func (c *Cache) GetOrCreate(key Key, create func() (azcore.TokenCredential, erro
 	if err != nil {
 		return nil, err
 	}
-	cred := &serialCredential{inner: inner, sem: make(chan struct{}, 1)}
+	cred := &serialCredential{inner: inner, sem: make(chan struct{}, 1), method: key.AuthMethod(), observer: c.observer}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -181,10 +183,16 @@ func (c *Cache) Len() int {
 
 // serialCredential lets one GetToken call at a time reach the credential it wraps. Every
 // credential of this package caches tokens (azidentity's MSAL caches, or cachingCredential), so
-// concurrent reconciles of one identity cost one token request, not one each.
+// concurrent reconciles of one identity cost one token request, not one each. It reports the
+// token requests to observer (see observe).
 type serialCredential struct {
 	inner azcore.TokenCredential
 	sem   chan struct{}
+
+	method   string
+	observer TokenObserver
+	// served holds a digest of the last token handed out per request (guarded by sem).
+	served map[string][sha256.Size]byte
 }
 
 // GetToken waits for a token request of another caller to finish (or ctx to end), then asks the
@@ -196,5 +204,7 @@ func (c *serialCredential) GetToken(ctx context.Context, opts policy.TokenReques
 		return azcore.AccessToken{}, ctx.Err()
 	}
 	defer func() { <-c.sem }()
-	return c.inner.GetToken(ctx, opts)
+	tok, err := c.inner.GetToken(ctx, opts)
+	c.observe(ctx, opts, tok, err)
+	return tok, err
 }

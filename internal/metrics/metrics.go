@@ -7,12 +7,12 @@
 //
 //	m := metrics.Shared() // registered on sigs.k8s.io/controller-runtime/pkg/metrics.Registry
 //	kvOpts.Observer = m    // keyvault.Observer: request counts, latency, throttling
+//	creds := credentials.NewCache(n).WithObserver(m) // credentials.TokenObserver: Entra ID token requests
 //
 // and from the controllers:
 //
 //	m.ObserveSync(metrics.SyncSuccess, reason, time.Since(start))
 //	m.SecretUpdated()
-//	m.ObserveTokenRequest(method, err)
 //	m.Expiry.Set(owner, []metrics.Expiry{{Vault: host, Kind: metrics.ExpiryCertificate, Object: name, NotAfter: t}})
 //	m.Status.Set(owner, ready, reason) // and m.Status.Delete(owner), m.Expiry.Delete(owner) when it is gone
 package metrics
@@ -86,6 +86,8 @@ const (
 	RolloutRestarted = "restarted"
 	RolloutNotFound  = "not_found"
 	RolloutFailed    = "failed"
+	// rolloutMissing is what callers may pass for a workload that does not exist.
+	rolloutMissing = "missing"
 )
 
 // MaxVaults bounds the number of distinct values of every vault label; requests to further vaults
@@ -241,7 +243,8 @@ func (m *Metrics) ObserveTokenRequest(method string, err error) {
 
 // ObserveSync records a sync's result (SyncSuccess, SyncFailure or SyncSkipped), its condition
 // reason (a fixed CamelCase word such as "Synced" or "SecretNotFound"; never a message) and
-// duration.
+// duration. A skipped reconcile read and wrote nothing, so it has no duration: it is counted
+// only, and does not pull the sync latency towards zero.
 func (m *Metrics) ObserveSync(result, reason string, dur time.Duration) {
 	if m == nil {
 		return
@@ -250,7 +253,9 @@ func (m *Metrics) ObserveSync(result, reason string, dur time.Duration) {
 		reason = labelNone
 	}
 	m.syncs.WithLabelValues(result, reason).Inc()
-	m.syncDuration.WithLabelValues(result).Observe(dur.Seconds())
+	if result != SyncSkipped {
+		m.syncDuration.WithLabelValues(result).Observe(dur.Seconds())
+	}
 }
 
 // SecretUpdated counts a Kubernetes Secret created or whose data changed.
@@ -274,10 +279,14 @@ func (m *Metrics) ObserveEvent(eventType, result string) {
 }
 
 // ObserveRollout counts a rollout restart of a workload of kind (Deployment, StatefulSet or
-// DaemonSet) with result RolloutRestarted, RolloutNotFound or RolloutFailed.
+// DaemonSet) with result RolloutRestarted, RolloutNotFound or RolloutFailed. "missing" (the
+// word of rollout.Outcome.Missing) is counted as RolloutNotFound.
 func (m *Metrics) ObserveRollout(kind, result string) {
 	if m == nil {
 		return
+	}
+	if result == rolloutMissing {
+		result = RolloutNotFound
 	}
 	m.rollouts.WithLabelValues(kind, result).Inc()
 }

@@ -87,6 +87,9 @@ func TestCounters(t *testing.T) {
 	m.ObserveEvent("", EventUnauthorized)
 	m.ObserveRollout("Deployment", RolloutRestarted)
 	m.ObserveRollout("StatefulSet", RolloutNotFound)
+	m.ObserveRollout("StatefulSet", "missing") // the word of rollout.Outcome.Missing
+	m.ObserveRollout("DaemonSet", RolloutFailed)
+	m.ObserveSync(SyncSkipped, "", 0)
 
 	g.Expect(testutil.ToFloat64(m.tokenRequests.WithLabelValues("workloadIdentity", "success"))).To(Equal(2.0))
 	g.Expect(testutil.ToFloat64(m.tokenRequests.WithLabelValues("workloadIdentity", "failure"))).To(Equal(1.0))
@@ -95,7 +98,12 @@ func TestCounters(t *testing.T) {
 	g.Expect(testutil.ToFloat64(m.secretUpdates)).To(Equal(2.0))
 	g.Expect(testutil.ToFloat64(m.eventsReceived.WithLabelValues("none", "unauthorized"))).To(Equal(1.0))
 	g.Expect(testutil.ToFloat64(m.rollouts.WithLabelValues("Deployment", "restarted"))).To(Equal(1.0))
+	g.Expect(testutil.ToFloat64(m.rollouts.WithLabelValues("StatefulSet", "not_found"))).To(Equal(2.0))
+	g.Expect(testutil.ToFloat64(m.rollouts.WithLabelValues("DaemonSet", "failed"))).To(Equal(1.0))
+	g.Expect(testutil.CollectAndCount(m.rollouts)).To(Equal(3), "results are restarted, not_found and failed only")
+	g.Expect(testutil.ToFloat64(m.syncs.WithLabelValues("skipped", "none"))).To(Equal(1.0))
 
+	// A skipped reconcile is counted, not timed: no result="skipped" histogram below.
 	err := testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP vaultsync_sync_duration_seconds Duration of VaultSecret syncs (Key Vault reads, rendering and the Secret write), by result.
 # TYPE vaultsync_sync_duration_seconds histogram

@@ -58,6 +58,8 @@ type Restarter struct {
 
 // Restart rolls out every target of namespace for the data version `version`
 // of the VaultSecret named owner. Missing targets are reported, not errors.
+// It stops at the first target that fails: the outcomes returned with the
+// error are those of the targets before it.
 func (r *Restarter) Restart(ctx context.Context, namespace, owner, version string, targets []Target) ([]Outcome, error) {
 	out := make([]Outcome, 0, len(targets))
 	for _, t := range targets {
