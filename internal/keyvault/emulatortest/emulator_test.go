@@ -345,7 +345,7 @@ func TestWorkloadIdentityAgainstEmulator(t *testing.T) {
 	_, err = c2.GetSecret(ctx, "db", "")
 	g.Expect(err).To(MatchError(keyvault.ErrAuth))
 	g.Expect(keyvault.Reason(err)).To(Equal("FederatedCredentialMismatch"))
-	g.Expect(err.Error()).To(ContainSubstring("AADSTS70021"))
+	g.Expect(err.Error()).To(ContainSubstring("(AADSTS700213): No matching federated identity record found for presented assertion subject 'system:serviceaccount:team-a:intruder'"))
 }
 
 func TestTokenServiceDownIsRetryable(t *testing.T) {
