@@ -165,7 +165,7 @@ func Hint(err error) string {
 	case ReasonTenantNotFound:
 		return "check the tenant id"
 	case ReasonTokenServiceUnavailable:
-		return "Microsoft Entra ID did not issue a token (unavailable or throttling); vaultsync retries with backoff"
+		return "Microsoft Entra ID did not issue a token (unreachable, unavailable or throttling); vaultsync retries with backoff"
 	case ReasonTenantMismatch:
 		return "the vault belongs to another tenant than the identity: set the identity's tenant id to the vault's tenant"
 	case ReasonAuthenticationFailed:
