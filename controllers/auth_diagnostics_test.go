@@ -25,6 +25,24 @@ var _ = Describe("Authentication diagnostics", func() {
 		rememberValue("not-the-secret-" + ns)
 		unknown, unused := newGUID(), newGUID()
 
+		// One identity per federated credential mistake, each federated for a ServiceAccount of ns.
+		fic := func(identity, sa string, fc emulator.FederatedCredential) {
+			GinkgoHelper()
+			clientID := addIdentity(emulator.Identity{Name: identity + "-" + ns})
+			createServiceAccount(ns, sa, clientID)
+			if fc.Issuer == "" {
+				return // no federated credential at all
+			}
+			fc.Name, fc.JWKS = sa, jwks
+			Expect(emu.AddFederatedCredential(identity+"-"+ns, fc)).To(Succeed())
+		}
+		subjectOf := func(sa string) string { return "system:serviceaccount:" + ns + ":" + sa }
+		otherIssuer := "https://other-issuer.example.test"
+		fic("wrong-issuer", "wrong-issuer", emulator.FederatedCredential{Issuer: otherIssuer, Subject: subjectOf("wrong-issuer"), Audience: tokenAudience})
+		fic("wrong-audience", "wrong-audience", emulator.FederatedCredential{Issuer: issuer, Subject: subjectOf("wrong-audience"), Audience: "api://SomethingElse"})
+		fic("subject-case", "subject-case", emulator.FederatedCredential{Issuer: issuer, Subject: subjectOf("Subject-Case"), Audience: tokenAudience})
+		fic("no-fic", "no-fic", emulator.FederatedCredential{})
+
 		wi := func(sa string) v1alpha1.VaultAuth {
 			return v1alpha1.VaultAuth{WorkloadIdentity: &v1alpha1.WorkloadIdentityAuth{ServiceAccountName: sa}}
 		}
@@ -35,6 +53,9 @@ var _ = Describe("Authentication diagnostics", func() {
 		start := time.Now()
 		createVSExact(ns, "mismatch", vsInline(vaultURL, wi("unfederated"), "v", "DbPassword"))
 		createVSExact(ns, "no-client-id", vsInline(vaultURL, wi("no-client-id"), "v", "DbPassword"))
+		for _, sa := range []string{"wrong-issuer", "wrong-audience", "subject-case", "no-fic"} {
+			createVSExact(ns, sa, vsInline(vaultURL, wi(sa), "v", "DbPassword"))
+		}
 		createVSExact(ns, "unknown-client", vsInline(vaultURL, sp(unknown, "good"), "v", "DbPassword"))
 		createVSExact(ns, "wrong-secret", vsInline(vaultURL, sp(known, "stale"), "v", "DbPassword"))
 		createVSExact(ns, "missing-key", v1alpha1.VaultSecretSpec{
@@ -43,14 +64,32 @@ var _ = Describe("Authentication diagnostics", func() {
 			Data: []v1alpha1.DataItem{{Key: "v", Remote: v1alpha1.RemoteRef{Name: "DbPassword"}}},
 		})
 
-		c := expectNotReady(ns, "mismatch", "FederatedCredentialMismatch")
-		Expect(c.Message).To(ContainSubstring("AADSTS70021"))
-		Expect(c.Message).To(ContainSubstring(fmt.Sprintf("issuer %q", issuer)), "the issuer the token carried")
-		Expect(c.Message).To(ContainSubstring(`subject "system:serviceaccount:` + ns + `:unfederated"`))
-		Expect(c.Message).To(ContainSubstring(`audience "api://AzureADTokenExchange"`))
-		Expect(c.Message).To(ContainSubstring("az identity federated-credential create"))
+		// Entra ID names the claim that failed; each code reads FederatedCredentialMismatch, and the
+		// message quotes Entra (code and claim) and the token, and says how to add the credential.
+		mismatch := func(vs, code, entra string, more ...string) {
+			GinkgoHelper()
+			c := expectNotReady(ns, vs, "FederatedCredentialMismatch")
+			Expect(c.Message).To(ContainSubstring("(AADSTS"+code+"): "+entra), "Entra's code and description")
+			Expect(c.Message).To(ContainSubstring("az identity federated-credential create"))
+			Expect(c.Message).To(ContainSubstring("az ad app federated-credential create"))
+			for _, m := range more {
+				Expect(c.Message).To(ContainSubstring(m))
+			}
+		}
+		mismatch("mismatch", "700213", fmt.Sprintf("No matching federated identity record found for presented assertion subject '%s'", subjectOf("unfederated")),
+			fmt.Sprintf("trusts the issuer %q", issuer), fmt.Sprintf("none has the subject %q", subjectOf("unfederated")),
+			`audience "api://AzureADTokenExchange"`)
+		mismatch("wrong-issuer", "700211", fmt.Sprintf("No matching federated identity record found for presented assertion issuer '%s'", issuer),
+			fmt.Sprintf("no federated credential with the issuer %q", issuer))
+		mismatch("wrong-audience", "700212", "No matching federated identity record found for presented assertion audience 'api://AzureADTokenExchange'",
+			`do not include "api://AzureADTokenExchange"`)
+		mismatch("subject-case", "7002138", fmt.Sprintf("No matching federated identity record found for presented assertion subject '%s'. "+
+			"The subject matches with case-insensitive comparison, but not with case-sensitive comparison", subjectOf("subject-case")),
+			fmt.Sprintf("differs from the token's subject %q only in letter case", subjectOf("subject-case")))
+		mismatch("no-fic", "70021", fmt.Sprintf("No matching federated identity record found for presented assertion. Assertion Issuer: '%s'", issuer),
+			fmt.Sprintf("issuer %q, subject %q and audience %q", issuer, subjectOf("no-fic"), tokenAudience))
 
-		c = expectNotReady(ns, "no-client-id", "MissingClientID")
+		c := expectNotReady(ns, "no-client-id", "MissingClientID")
 		Expect(c.Message).To(ContainSubstring("azure.workload.identity/client-id"))
 		c = expectNotReady(ns, "unknown-client", "ClientNotFound")
 		Expect(c.Message).To(ContainSubstring(unknown))

@@ -93,8 +93,9 @@ func (o OperatorIdentity) Key() Key {
 }
 
 // NewOperatorIdentityCredential exchanges the token in o.TokenFile (re-read as the kubelet
-// rotates it) for Entra ID tokens. AADSTS70021 comes back as ErrFederatedCredentialMismatch with
-// the claims of the token in the file. opts may be nil.
+// rotates it) for Entra ID tokens. A federated credential mismatch (AADSTS70021, 700211, 700212,
+// 700213, 7002138) comes back as ErrFederatedCredentialMismatch with the claims of the token in the
+// file. opts may be nil.
 func NewOperatorIdentityCredential(o OperatorIdentity, opts *Options) (azcore.TokenCredential, error) {
 	if opts == nil {
 		opts = &Options{}

@@ -103,12 +103,23 @@ func claimsOf(tok string) *Claims {
 	return c
 }
 
-// federationFailure turns AADSTS70021 into ErrFederatedCredentialMismatch carrying the claims of
-// the token that was presented; other errors are returned unchanged.
+// federationCodes are Entra ID's answers to a federated assertion that no federated credential of
+// the application or managed identity matches: the generic 70021, and since late 2023 the codes
+// naming the claim that failed (issuer, audience, subject, subject matching only ignoring case).
+var federationCodes = map[string]bool{"70021": true, "700211": true, "700212": true, "700213": true, "7002138": true}
+
+// IsFederationMismatch reports whether code (e.g. "700213") says that no federated credential
+// matches the presented assertion.
+func IsFederationMismatch(code string) bool { return federationCodes[code] }
+
+// federationFailure turns Entra's federated credential mismatches into ErrFederatedCredentialMismatch
+// carrying the code, Entra's description and the claims of the token that was presented; other
+// errors are returned unchanged.
 func federationFailure(err error, clientID, namespace, serviceAccount, presented string) error {
-	if code, _, _ := EntraFailure(err); code != "70021" {
+	code, _, msg := EntraFailure(err)
+	if !IsFederationMismatch(code) {
 		return err
 	}
 	return &Error{Kind: ErrFederatedCredentialMismatch, Namespace: namespace, ServiceAccount: serviceAccount,
-		ClientID: clientID, Claims: claimsOf(presented), Err: err}
+		ClientID: clientID, Claims: claimsOf(presented), AADSTS: code, Detail: msg, Err: err}
 }

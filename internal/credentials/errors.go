@@ -1,8 +1,10 @@
 package credentials
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Sentinel errors.
@@ -29,7 +31,7 @@ var (
 	// ErrOperatorIdentityUnavailable means the operator's own workload identity is not configured.
 	ErrOperatorIdentityUnavailable = errors.New("credentials: the operator has no workload identity")
 	// ErrFederatedCredentialMismatch means Entra ID found no federated credential matching the
-	// presented service-account token (AADSTS70021).
+	// presented service-account token (AADSTS70021, 700211, 700212, 700213 or 7002138).
 	ErrFederatedCredentialMismatch = errors.New("credentials: no federated credential matches the service-account token")
 )
 
@@ -49,8 +51,7 @@ const (
 )
 
 const (
-	defaultFederatedCredentialAudience   = TokenAudience
-	federatedCredentialDocumentationHint = "az identity federated-credential create --identity-name <identity> --resource-group <group> --name <name>"
+	defaultFederatedCredentialAudience = TokenAudience
 )
 
 // Claims are the non-secret claims of a presented federated token, for diagnostics.
@@ -79,6 +80,8 @@ type Error struct {
 	ClientID string
 	// Claims are the claims of the presented token (for ErrFederatedCredentialMismatch).
 	Claims *Claims
+	// AADSTS is Entra ID's error number (for ErrFederatedCredentialMismatch: 70021, 700211, ...).
+	AADSTS string
 	Err    error
 }
 
@@ -95,7 +98,14 @@ func (e *Error) Error() string {
 	case e.Method != "":
 		msg += fmt.Sprintf(" (%s)", e.Method)
 	}
-	if e.Detail != "" {
+	switch {
+	case e.Kind == ErrFederatedCredentialMismatch && e.AADSTS != "":
+		msg += " (AADSTS" + e.AADSTS
+		if e.Detail != "" {
+			msg += ": " + e.Detail
+		}
+		msg += ")"
+	case e.Detail != "":
 		msg += ": " + e.Detail
 	}
 	if e.Err != nil && e.Kind != ErrFederatedCredentialMismatch {
@@ -166,22 +176,64 @@ func (e *Error) AuthHint() string {
 	return "the Kubernetes API refused the service-account token request; it is retried"
 }
 
+// federationHint says which claim of the presented token matched no federated credential (as far
+// as Entra's code tells), what the federated credential must hold, and how to create it.
 func (e *Error) federationHint() string {
+	who := "the managed identity or Entra application"
+	if e.ClientID != "" {
+		who += " with client id " + e.ClientID
+	}
 	c := e.Claims
 	if c == nil || (c.Issuer == "" && c.Subject == "") {
-		return "add a federated credential to the Entra application or managed identity with the cluster's service-account issuer, subject system:serviceaccount:<namespace>:<name> and audience " + defaultFederatedCredentialAudience
+		what := "no federated credential of " + who + " matches the service-account token"
+		if e.AADSTS == "7002138" {
+			what = "a federated credential of " + who + " has a subject that differs from the token's subject only in letter case, and Entra ID compares subjects case-sensitively"
+		}
+		return what + ": add a federated credential with the cluster's service-account issuer, subject system:serviceaccount:<namespace>:<name> and audience " +
+			defaultFederatedCredentialAudience + " (" + federatedCredentialCommands(e.ClientID, "<issuer>", "system:serviceaccount:<namespace>:<name>", defaultFederatedCredentialAudience) + ")"
 	}
 	aud := c.Audience
 	if aud == "" {
 		aud = defaultFederatedCredentialAudience
 	}
-	who := "the Entra application or managed identity"
-	if e.ClientID != "" {
-		who += " with client id " + e.ClientID
+	add := fmt.Sprintf("add one with issuer %q, subject %q and audience %q (%s)", c.Issuer, c.Subject, aud,
+		federatedCredentialCommands(e.ClientID, c.Issuer, c.Subject, aud))
+	switch e.AADSTS {
+	case "700211":
+		return fmt.Sprintf("%s has no federated credential with the issuer %q that the service-account token carried; "+
+			"the issuer must equal the cluster's service-account issuer exactly (a trailing \"/\" counts): %s", who, c.Issuer, add)
+	case "700213":
+		return fmt.Sprintf("a federated credential of %s trusts the issuer %q, but none has the subject %q that the token carried "+
+			"(the subject is system:serviceaccount:<namespace>:<name> of the ServiceAccount used): %s", who, c.Issuer, c.Subject, add)
+	case "7002138":
+		return fmt.Sprintf("a federated credential of %s has a subject that differs from the token's subject %q only in letter case, "+
+			"and Entra ID compares subjects case-sensitively: set its subject to exactly %q, or %s", who, c.Subject, c.Subject, add)
+	case "700212":
+		return fmt.Sprintf("a federated credential of %s matches the issuer %q and subject %q, but its audiences do not include %q, "+
+			"the audience of the token: set its audience to %q, or %s", who, c.Issuer, c.Subject, aud, aud, add)
 	}
 	return fmt.Sprintf("the token carried issuer %q, subject %q and audience %q, and no federated credential of %s matches all three: "+
-		"add one with exactly these values (%s --issuer %s --subject %s --audiences %s)",
-		c.Issuer, c.Subject, aud, who, federatedCredentialDocumentationHint, c.Issuer, c.Subject, aud)
+		"add one with exactly these values (%s)", c.Issuer, c.Subject, aud, who, federatedCredentialCommands(e.ClientID, c.Issuer, c.Subject, aud))
+}
+
+// federatedCredentialCommands are the Azure CLI commands that add a federated credential to a
+// managed identity and to an application registration.
+func federatedCredentialCommands(clientID, issuer, subject, audience string) string {
+	if clientID == "" {
+		clientID = "<client-id>"
+	}
+	var params strings.Builder
+	enc := json.NewEncoder(&params)
+	enc.SetEscapeHTML(false) // keep the <placeholders> readable
+	_ = enc.Encode(struct {
+		Name      string   `json:"name"`
+		Issuer    string   `json:"issuer"`
+		Subject   string   `json:"subject"`
+		Audiences []string `json:"audiences"`
+	}{"<name>", issuer, subject, []string{audience}})
+	return fmt.Sprintf("managed identity: az identity federated-credential create --name <name> --identity-name <identity> --resource-group <group> "+
+		"--issuer %s --subject %s --audiences %s; application: az ad app federated-credential create --id %s --parameters '%s'",
+		issuer, subject, audience, clientID, strings.TrimSpace(params.String()))
 }
 
 // Reason returns the condition reason of a credentials error, or "" when err is not one.

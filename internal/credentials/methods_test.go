@@ -251,6 +251,72 @@ func TestFederatedCredentialMismatchCarriesTheClaims(t *testing.T) {
 	g.Expect(Hint(err)).To(ContainSubstring("system:serviceaccount:team-a:app"))
 }
 
+// Entra ID names the claim that matched no federated credential: every such code is
+// FederatedCredentialMismatch, and the hint says what the token carried, what to fix and how.
+func TestFederatedCredentialMismatchPerCode(t *testing.T) {
+	const (
+		iss     = "https://oidc.example/cluster/"
+		sub     = "system:serviceaccount:team-a:app"
+		check   = "Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. https://learn.microsoft.com/entra/workload-id/workload-identity-federation"
+		mi      = "az identity federated-credential create"
+		app     = "az ad app federated-credential create --id " + clientID
+		withAll = `--issuer ` + iss + ` --subject ` + sub + ` --audiences ` + TokenAudience
+	)
+	cases := []struct {
+		code, desc string
+		hint       []string
+	}{
+		{"70021", "No matching federated identity record found for presented assertion. Assertion Issuer: '" + iss + "'. Assertion Subject: '" + sub + "'. Assertion Audience: '" + TokenAudience + "'.",
+			[]string{`issuer "` + iss + `", subject "` + sub + `" and audience "` + TokenAudience + `"`, "matches all three"}},
+		{"700211", "No matching federated identity record found for presented assertion issuer '" + iss + "'. " + check,
+			[]string{`no federated credential with the issuer "` + iss + `"`, "trailing"}},
+		{"700213", "No matching federated identity record found for presented assertion subject '" + sub + "'. " + check,
+			[]string{`none has the subject "` + sub + `"`, "system:serviceaccount:<namespace>:<name>"}},
+		{"7002138", "No matching federated identity record found for presented assertion subject '" + sub + "'. The subject matches with case-insensitive comparison, but not with case-sensitive comparison.",
+			[]string{`differs from the token's subject "` + sub + `" only in letter case`, "case-sensitively", `set its subject to exactly "` + sub + `"`}},
+		{"700212", "No matching federated identity record found for presented assertion audience '" + TokenAudience + "'. " + check,
+			[]string{`matches the issuer "` + iss + `" and subject "` + sub + `"`, `do not include "` + TokenAudience + `"`}},
+	}
+	entra := newFakeEntra(t)
+	defer entra.Close()
+	tok := unsignedJWT(map[string]any{"iss": iss, "sub": sub, "aud": []string{TokenAudience}})
+	wi := testWI
+	wi.AuthorityHost = entra.URL + "/"
+	for _, tc := range cases {
+		t.Run("AADSTS"+tc.code, func(t *testing.T) {
+			g := NewWithT(t)
+			entra.mu.Lock()
+			entra.fail, entra.desc = tc.code, tc.desc
+			entra.mu.Unlock()
+			cred, err := NewWorkloadIdentityCredential(jwtRequester{token: tok}, wi, entraOptions(entra))
+			g.Expect(err).NotTo(HaveOccurred())
+			_, err = cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{"https://vault.azure.net/.default"}})
+			g.Expect(err).To(MatchError(ErrFederatedCredentialMismatch))
+			g.Expect(Reason(err)).To(Equal("FederatedCredentialMismatch"))
+			var ce *Error
+			g.Expect(errors.As(err, &ce)).To(BeTrue())
+			g.Expect(ce.AADSTS).To(Equal(tc.code))
+			g.Expect(err.Error()).To(ContainSubstring("(AADSTS" + tc.code + ": "))
+			g.Expect(err.Error()).NotTo(ContainSubstring("Trace ID"))
+			hint := Hint(err)
+			for _, want := range tc.hint {
+				g.Expect(hint).To(ContainSubstring(want))
+			}
+			g.Expect(hint).To(ContainSubstring(mi + " --name <name> --identity-name <identity> --resource-group <group> " + withAll))
+			g.Expect(hint).To(ContainSubstring(app))
+			g.Expect(hint).To(ContainSubstring(`"subject":"` + sub + `"`))
+			g.Expect(hint + err.Error()).NotTo(ContainSubstring(tok))
+		})
+	}
+
+	// Without the presented token's claims the hint still names the case and the commands.
+	g := NewWithT(t)
+	e := &Error{Kind: ErrFederatedCredentialMismatch, AADSTS: "7002138", ClientID: clientID}
+	g.Expect(e.AuthHint()).To(ContainSubstring("only in letter case"))
+	g.Expect(e.AuthHint()).To(ContainSubstring(mi))
+	g.Expect(e.AuthHint()).To(ContainSubstring(app))
+}
+
 func TestEntraFailure(t *testing.T) {
 	g := NewWithT(t)
 	entra := newFakeEntra(t)

@@ -174,6 +174,9 @@ type fakeEntra struct {
 	posts      int
 	assertions []string
 	fail       string // when set, the token endpoint answers 400 with this AADSTS code
+	// desc, when set with fail, is the error_description (after "AADSTSnnn: "), answered with 401
+	// like Entra ID's federated credential mismatches.
+	desc string
 }
 
 func newFakeEntra(t *testing.T) *fakeEntra {
@@ -194,11 +197,20 @@ func newFakeEntra(t *testing.T) *fakeEntra {
 		e.mu.Lock()
 		e.posts++
 		e.assertions = append(e.assertions, r.PostForm.Get("client_assertion"))
-		fail := e.fail
+		fail, desc := e.fail, e.desc
 		e.mu.Unlock()
 		if r.PostForm.Get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" ||
 			r.PostForm.Get("client_id") != clientID || r.PathValue("tenant") != tenantID {
 			t.Errorf("unexpected token request: %v", r.PostForm)
+		}
+		if fail != "" && desc != "" {
+			keyvaulttest.WriteJSON(w, 401, map[string]any{
+				"error":             "invalid_client",
+				"error_description": "AADSTS" + fail + ": " + desc + " Trace ID: 0b1c Correlation ID: 2d3e Timestamp: 2026-01-01 00:00:00Z",
+				"error_codes":       []int{atoi(fail)},
+				"timestamp":         "2026-01-01 00:00:00Z", "trace_id": "0b1c", "correlation_id": "2d3e",
+			})
+			return
 		}
 		if fail != "" {
 			keyvaulttest.WriteJSON(w, 400, map[string]any{

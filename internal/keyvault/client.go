@@ -355,13 +355,14 @@ func deref(s *string) string {
 	return *s
 }
 
-// credentialAdapter marks the credential's errors so they map to ErrAuth.
+// credentialAdapter marks the credential's errors so they map to ErrAuth, and notes whether the
+// request's time had run out when the credential failed.
 type credentialAdapter struct{ cred azcore.TokenCredential }
 
 func (a credentialAdapter) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	tok, err := a.cred.GetToken(ctx, opts)
 	if err != nil {
-		return tok, &credentialError{err: err}
+		return tok, &credentialError{err: err, ctxErr: ctx.Err()}
 	}
 	return tok, nil
 }

@@ -66,6 +66,9 @@ type Error struct {
 	AADSTS string
 	// TokenStatus is the HTTP status of a failed token request, 0 when unknown.
 	TokenStatus int
+	// TokenUnanswered means a token request got no answer from the token service: the connection
+	// failed, or the request's time ran out first (for example while the SDK retried a 503).
+	TokenUnanswered bool
 	// Message is the service's error message (one line, bounded).
 	Message string
 	// RetryAfter is the delay the vault asked for with a 429 or 503, if any.
@@ -130,7 +133,11 @@ func (e *Error) Error() string {
 }
 
 // credentialError marks an error returned by the TokenCredential a Client was built with.
-type credentialError struct{ err error }
+// ctxErr is the error of the request's context when the credential failed, if it had ended.
+type credentialError struct {
+	err    error
+	ctxErr error
+}
 
 func (c *credentialError) Error() string { return c.err.Error() }
 func (c *credentialError) Unwrap() error { return c.err }
@@ -160,7 +167,45 @@ func Retryable(err error) bool {
 }
 
 func tokenServiceUnavailable(e *Error) bool {
-	return e.TokenStatus >= 500 || e.TokenStatus == http.StatusTooManyRequests || e.TokenStatus == http.StatusRequestTimeout
+	return e.TokenUnanswered || e.TokenStatus >= 500 || e.TokenStatus == http.StatusTooManyRequests || e.TokenStatus == http.StatusRequestTimeout
+}
+
+// msalTransportFailures are the texts MSAL gives a token service request that got no HTTP answer
+// (apps/internal/oauth/ops/internal/comm). azidentity keeps only the text of such an error
+// (AuthenticationFailedError without RawResponse, and no wrapped cause), so the text is all there
+// is: "ClientSecretCredential: unable to resolve an endpoint: server response error:\n context
+// deadline exceeded" when Entra ID failed during authority discovery.
+var msalTransportFailures = []string{"server response error", "could not read the body of an HTTP Response"}
+
+// tokenUnanswered reports whether a credential failed without an answer from the token service:
+// the connection failed or the request's time ran out. A TLS verification failure is not an
+// outage, and neither is a failure the credential itself explains (authReasoner, e.g. a missing
+// ServiceAccount).
+func tokenUnanswered(err error, credErr *credentialError) bool {
+	var authErr *azidentity.AuthenticationFailedError
+	if errors.As(err, &authErr) && authErr.RawResponse != nil {
+		return false // Entra ID answered; its status and code decide
+	}
+	var ar authReasoner
+	if errors.As(err, &ar) && ar.AuthReason() != "" {
+		return false
+	}
+	msg := err.Error()
+	if isTLSError(err) || strings.Contains(msg, "x509: ") || strings.Contains(msg, "tls: ") {
+		return false
+	}
+	if credErr != nil && credErr.ctxErr != nil {
+		return true
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || isNetworkError(err) {
+		return true
+	}
+	for _, m := range msalTransportFailures {
+		if strings.Contains(msg, m) {
+			return true
+		}
+	}
+	return false
 }
 
 // mapError turns any error of the SDK into an *Error, once.
@@ -191,14 +236,18 @@ func mapError(op, vault string, typ ObjectType, name, version string, err error)
 			}
 		}
 		e.Kind = kindForStatus(e.Status, e.InnerCode)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		e.Kind = ErrTransient
 	case errors.As(err, &authErr), errors.As(err, &credErr):
+		// Before the context case: a credential that ran out of time waited for the token
+		// service, not for the vault.
 		e.Kind = ErrAuth
 		e.AADSTS, e.Message = aadstsOf(err)
 		if errors.As(err, &authErr) && authErr.RawResponse != nil {
 			e.TokenStatus = authErr.RawResponse.StatusCode
 		}
+		errors.As(err, &credErr)
+		e.TokenUnanswered = tokenUnanswered(err, credErr)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		e.Kind = ErrTransient
 	case isTLSError(err):
 		e.Kind = ErrUnexpected
 	case isNetworkError(err):
@@ -282,7 +331,9 @@ func aadstsOf(err error) (code, msg string) {
 		code = m[1]
 	}
 	if authErr == nil || authErr.RawResponse == nil {
-		msg = oneLine(text)
+		// One line, but not cut at the SDK's line breaks: "server response error:\n context
+		// deadline exceeded" keeps its cause.
+		msg = entraMessage(strings.Join(strings.Fields(text), " "))
 	}
 	return code, msg
 }

@@ -2,7 +2,9 @@ package keyvault
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -152,6 +154,17 @@ func entraFailure(status int, body string) error {
 	}}
 }
 
+// fedBody is an Entra ID answer to a federated assertion that matched no federated credential.
+func fedBody(code int, desc string) string {
+	b, _ := json.Marshal(map[string]any{
+		"error":             "invalid_client",
+		"error_description": fmt.Sprintf("AADSTS%d: %s https://learn.microsoft.com/entra/workload-id/workload-identity-federation Trace ID: 5f0e Correlation ID: 7a1b Timestamp: 2026-01-01 00:00:00Z", code, desc),
+		"error_codes":       []int{code},
+		"timestamp":         "2026-01-01 00:00:00Z", "trace_id": "5f0e", "correlation_id": "7a1b",
+	})
+	return string(b)
+}
+
 type reasonedError struct{}
 
 func (reasonedError) Error() string      { return "service account token missing" }
@@ -167,6 +180,10 @@ func TestAuthErrorMapping(t *testing.T) {
 		hint   string
 	}{
 		{"federated mismatch", entraFailure(400, `{"error":"invalid_client","error_description":"AADSTS70021: No matching federated identity record found for presented assertion. Trace ID: x Correlation ID: y","error_codes":[70021]}`), "70021", "FederatedCredentialMismatch", "api://AzureADTokenExchange"},
+		{"federated issuer", entraFailure(401, fedBody(700211, "No matching federated identity record found for presented assertion issuer 'https://oidc.example/'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion.")), "700211", "FederatedCredentialMismatch", "az ad app federated-credential create"},
+		{"federated audience", entraFailure(401, fedBody(700212, "No matching federated identity record found for presented assertion audience 'api://Other'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion.")), "700212", "FederatedCredentialMismatch", "az identity federated-credential create"},
+		{"federated subject", entraFailure(401, fedBody(700213, "No matching federated identity record found for presented assertion subject 'system:serviceaccount:a:b'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion.")), "700213", "FederatedCredentialMismatch", "system:serviceaccount:<namespace>:<name>"},
+		{"federated subject case", entraFailure(401, fedBody(7002138, "No matching federated identity record found for presented assertion subject 'system:serviceaccount:a:B'. The subject matches with case-insensitive comparison, but not with case-sensitive comparison.")), "7002138", "FederatedCredentialMismatch", "only in letter case"},
 		{"client not found", entraFailure(400, `{"error":"unauthorized_client","error_description":"AADSTS700016: Application with identifier 'x' was not found in the directory."}`), "700016", "ClientNotFound", "client id"},
 		{"bad secret", entraFailure(401, `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.","error_codes":[7000215]}`), "7000215", "InvalidClientSecret", "client secret"},
 		{"bad certificate", entraFailure(401, `{"error":"invalid_client","error_description":"AADSTS700027: Client assertion failed signature validation.","error_codes":[700027]}`), "700027", "InvalidClientCertificate", "certificate"},

@@ -38,7 +38,14 @@ const (
 )
 
 var aadstsReasons = map[string]string{
+	// No federated credential matches the presented assertion: generic (70021), or naming the
+	// issuer (700211), the audience (700212), the subject (700213), or a subject that matches only
+	// when letter case is ignored (7002138).
 	"70021":   ReasonFederatedCredentialMismatch,
+	"700211":  ReasonFederatedCredentialMismatch,
+	"700212":  ReasonFederatedCredentialMismatch,
+	"700213":  ReasonFederatedCredentialMismatch,
+	"7002138": ReasonFederatedCredentialMismatch,
 	"700016":  ReasonClientNotFound,
 	"7000215": ReasonInvalidClientSecret,
 	"700027":  ReasonInvalidClientCertificate,
@@ -148,7 +155,7 @@ func Hint(err error) string {
 	case ReasonUnauthorized:
 		return "the vault rejected the token: check that the identity belongs to the vault's tenant"
 	case ReasonFederatedCredentialMismatch:
-		return "add a federated credential to the Entra application or managed identity with the cluster's service-account issuer, subject system:serviceaccount:<namespace>:<name> and audience api://AzureADTokenExchange"
+		return federationHint(e)
 	case ReasonClientNotFound:
 		return "check the client id: no application with that id exists in the tenant"
 	case ReasonInvalidClientSecret:
@@ -158,7 +165,7 @@ func Hint(err error) string {
 	case ReasonTenantNotFound:
 		return "check the tenant id"
 	case ReasonTokenServiceUnavailable:
-		return "Microsoft Entra ID did not issue a token (unavailable or throttling); vaultsync retries with backoff"
+		return "Microsoft Entra ID did not issue a token (unreachable, unavailable or throttling); vaultsync retries with backoff"
 	case ReasonTenantMismatch:
 		return "the vault belongs to another tenant than the identity: set the identity's tenant id to the vault's tenant"
 	case ReasonAuthenticationFailed:
@@ -189,4 +196,30 @@ func Hint(err error) string {
 		return ar.AuthHint()
 	}
 	return ""
+}
+
+// federationHint is the next step for a federated credential mismatch seen without the presented
+// token (internal/credentials' own hint, which quotes the token's claims, wins when it is there).
+func federationHint(e *Error) string {
+	what := map[string]string{
+		"700211": "no federated credential has the token's issuer (Entra's message names it; it must equal the cluster's service-account issuer exactly, trailing \"/\" included)",
+		"700212": "the federated credential of the token's issuer and subject does not list the token's audience (Entra's message names it)",
+		"700213": "no federated credential of the token's issuer has the token's subject (Entra's message names it)",
+		"7002138": "a federated credential's subject differs from the token's subject (Entra's message names it) only in letter case, " +
+			"and Entra ID compares subjects case-sensitively: set its subject to exactly the token's",
+	}[aadstsOfError(e)]
+	if what == "" {
+		what = "no federated credential matches the token's issuer, subject and audience"
+	}
+	return what + "; add a federated credential to the managed identity or Entra application with the cluster's service-account issuer, " +
+		"subject system:serviceaccount:<namespace>:<name> and audience api://AzureADTokenExchange " +
+		"(az identity federated-credential create --name <name> --identity-name <identity> --resource-group <group> --issuer <issuer> --subject <subject> --audiences api://AzureADTokenExchange, " +
+		"or for an application az ad app federated-credential create --id <client-id> --parameters <json>)"
+}
+
+func aadstsOfError(e *Error) string {
+	if e == nil {
+		return ""
+	}
+	return e.AADSTS
 }

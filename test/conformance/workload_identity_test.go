@@ -153,16 +153,17 @@ func TestWorkloadIdentityWithKubeAPIServerTokens(t *testing.T) {
 }
 
 func TestWorkloadIdentityRejectsOtherSubjectsAndAudiences(t *testing.T) {
-	for name, token := range map[string]string{
-		"another ServiceAccount": mint("other", audience),
-		"another audience":       mint("app", "api://SomethingElse"),
+	for name, tc := range map[string]struct{ token, code string }{
+		// Entra ID names the claim: the subject (700213), the audience (700212).
+		"another ServiceAccount": {mint("other", audience), "AADSTS700213: No matching federated identity record found for presented assertion subject"},
+		"another audience":       {mint("app", "api://SomethingElse"), "AADSTS700212: No matching federated identity record found for presented assertion audience 'api://SomethingElse'"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
-			_, err := getGreeting(t, token)
+			_, err := getGreeting(t, tc.token)
 			var authErr *azidentity.AuthenticationFailedError
 			g.Expect(errors.As(err, &authErr)).To(BeTrue(), "got %v", err)
-			g.Expect(authErr.Error()).To(ContainSubstring("AADSTS70021"))
+			g.Expect(authErr.Error()).To(ContainSubstring(tc.code))
 		})
 	}
 }

@@ -182,26 +182,6 @@ func TestClientAssertionAndWorkloadIdentity(t *testing.T) {
 	g.Expect(readProbe(t, name, wi)).To(Succeed())
 	g.Expect(emu.Count(emulator.LogFilter{Operation: "Token", Identity: name, AuthMethod: "federated", Status: 200})).To(Equal(2))
 
-	// wrong subject, issuer, audience: AADSTS70021 naming what was presented
-	for _, tc := range []struct{ iss, sub, aud string }{
-		{testIssuer, "system:serviceaccount:apps:other", emulator.DefaultFederatedAudience},
-		{"https://other-issuer.example", subject, emulator.DefaultFederatedAudience},
-		{testIssuer, subject, "api://SomethingElse"},
-	} {
-		bad := sa.token(t, tc.iss, tc.sub, tc.aud, time.Hour)
-		c, err := azidentity.NewClientAssertionCredential(emu.TenantID(), clientID, func(context.Context) (string, error) { return bad, nil }, nil)
-		g.Expect(err).NotTo(HaveOccurred())
-		err = readProbe(t, name, c)
-		var afe *azidentity.AuthenticationFailedError
-		g.Expect(errors.As(err, &afe)).To(BeTrue(), "%v", err)
-		g.Expect(afe.RawResponse.StatusCode).To(Equal(400))
-		msg := err.Error()
-		g.Expect(msg).To(ContainSubstring("AADSTS70021"))
-		g.Expect(msg).To(ContainSubstring("Assertion Issuer: '" + tc.iss + "'"))
-		g.Expect(msg).To(ContainSubstring("Assertion Subject: '" + tc.sub + "'"))
-		g.Expect(msg).To(ContainSubstring("Assertion Audience: '" + tc.aud + "'"))
-	}
-
 	// signed by another key: signature invalid
 	forged := newSAKey(t).token(t, testIssuer, subject, emulator.DefaultFederatedAudience, time.Hour)
 	c, err := azidentity.NewClientAssertionCredential(emu.TenantID(), clientID, func(context.Context) (string, error) { return forged, nil }, nil)
@@ -213,6 +193,86 @@ func TestClientAssertionAndWorkloadIdentity(t *testing.T) {
 	c, err = azidentity.NewClientAssertionCredential(emu.TenantID(), clientID, func(context.Context) (string, error) { return expired, nil }, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(readProbe(t, name, c)).To(MatchError(ContainSubstring("AADSTS700024")))
+}
+
+// federatedFailure requests a token with assertion for clientID straight from the token endpoint and
+// returns the status and the decoded error body.
+func federatedFailure(t *testing.T, clientID, assertion string) (int, map[string]any) {
+	t.Helper()
+	endpoint := "https://login.microsoftonline.com/" + emu.TenantID() + "/oauth2/v2.0/token"
+	form := url.Values{"client_id": {clientID}, "grant_type": {"client_credentials"}, "scope": {"https://vault.azure.net/.default"},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion}, "client_info": {"1"}}
+	resp, err := http.PostForm(endpoint, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body
+}
+
+// Entra answers a federated assertion that matches no federated credential with a code that says which
+// claim failed: the issuer (700211), the subject (700213, or 7002138 when only the letter case differs),
+// the audience (700212); 70021 remains for an identity without any federated credential.
+func TestFederatedMismatchCodes(t *testing.T) {
+	sa := newSAKey(t)
+	subject := "system:serviceaccount:apps:web"
+	name, clientID := federatedIdentity(t, emulator.FederatedCredential{Issuer: testIssuer, Subject: subject, JWKS: json.RawMessage(sa.jwks)})
+	bare, bareID := uniqueName("nofic"), guid()
+	if err := emu.AddIdentity(emulator.Identity{Name: bare, ClientID: bareID}); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, client, iss, sub, aud string
+		code                        int
+		text                        string
+	}{
+		{"wrong issuer", clientID, "https://other-issuer.example", subject, emulator.DefaultFederatedAudience, 700211,
+			"No matching federated identity record found for presented assertion issuer 'https://other-issuer.example'."},
+		{"issuer with a trailing slash", clientID, testIssuer + "/", subject, emulator.DefaultFederatedAudience, 700211,
+			"presented assertion issuer '" + testIssuer + "/'."},
+		{"wrong subject", clientID, testIssuer, "system:serviceaccount:apps:other", emulator.DefaultFederatedAudience, 700213,
+			"No matching federated identity record found for presented assertion subject 'system:serviceaccount:apps:other'."},
+		{"subject differs in case", clientID, testIssuer, "system:serviceaccount:apps:Web", emulator.DefaultFederatedAudience, 7002138,
+			"The subject matches with case-insensitive comparison, but not with case-sensitive comparison."},
+		{"wrong audience", clientID, testIssuer, subject, "api://SomethingElse", 700212,
+			"No matching federated identity record found for presented assertion audience 'api://SomethingElse'."},
+		{"no federated credential", bareID, testIssuer, subject, emulator.DefaultFederatedAudience, 70021,
+			"No matching federated identity record found for presented assertion. Assertion Issuer: '" + testIssuer +
+				"'. Assertion Subject: '" + subject + "'. Assertion Audience: '" + emulator.DefaultFederatedAudience + "'."},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			bad := sa.token(t, tc.iss, tc.sub, tc.aud, time.Hour)
+			status, body := federatedFailure(t, tc.client, bad)
+			prefix := fmt.Sprintf("AADSTS%d: ", tc.code)
+			g.Expect(body).To(HaveKeyWithValue("error_codes", []any{float64(tc.code)}))
+			g.Expect(status).To(Equal(http.StatusUnauthorized))
+			g.Expect(body).To(HaveKeyWithValue("error", "invalid_client"))
+			g.Expect(body["error_description"]).To(HavePrefix(prefix + "No matching federated identity record found for presented assertion"))
+			g.Expect(body["error_description"]).To(ContainSubstring(tc.text))
+			g.Expect(body["error_description"]).To(MatchRegexp(` Trace ID: [0-9a-f-]{36} Correlation ID: [0-9a-f-]{36} Timestamp: \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$`))
+			for _, k := range []string{"trace_id", "correlation_id", "timestamp"} {
+				g.Expect(body).To(HaveKeyWithValue(k, Not(BeEmpty())))
+			}
+
+			// The SDK surfaces the same answer.
+			c, err := azidentity.NewClientAssertionCredential(emu.TenantID(), tc.client, func(context.Context) (string, error) { return bad, nil }, nil)
+			g.Expect(err).NotTo(HaveOccurred())
+			err = readProbe(t, name, c)
+			var afe *azidentity.AuthenticationFailedError
+			g.Expect(errors.As(err, &afe)).To(BeTrue(), "%v", err)
+			g.Expect(afe.RawResponse.StatusCode).To(Equal(http.StatusUnauthorized))
+			g.Expect(err.Error()).To(ContainSubstring(prefix))
+		})
+	}
+	g := NewWithT(t)
+	g.Expect(emu.Count(emulator.LogFilter{Operation: "Token", Identity: name, AuthMethod: "federated", Status: 200})).To(BeZero())
+	g.Expect(emu.Count(emulator.LogFilter{Operation: "Token", Identity: name, AuthMethod: "federated", Status: http.StatusUnauthorized})).To(Equal(10))
 }
 
 func TestFederatedJWKSFromURL(t *testing.T) {

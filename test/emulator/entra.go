@@ -382,7 +382,23 @@ func checkAssertionTimes(claims jwt.MapClaims) *aadError {
 	return nil
 }
 
-// checkFederatedAssertion verifies a workload identity assertion against the identity's federated credentials.
+// Federated credential mismatches, as Entra ID words them. Since late 2023 Entra ID names the claim that
+// matched no federated credential: the issuer (700211), the audience (700212) or the subject (700213),
+// and, since federated credentials match case-sensitively (2024-2025), 7002138 for a subject that
+// matches only when letter case is ignored. The generic 70021 lists all three claims.
+const (
+	fedDocs        = "https://learn.microsoft.com/entra/workload-id/workload-identity-federation"
+	fedCheck       = "Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. " + fedDocs
+	fedCaseChanged = "https://learn.microsoft.com/en-us/entra/identity-platform/reference-breaking-changes#august-2024"
+)
+
+func federationMismatch(code int, msg string) *aadError {
+	return &aadError{http.StatusUnauthorized, "invalid_client", code, msg}
+}
+
+// checkFederatedAssertion verifies a workload identity assertion against the identity's federated
+// credentials: issuer first (exact), then the signature and lifetime with that issuer's keys, then the
+// subject (exact), then the audience.
 func (e *Emulator) checkFederatedAssertion(r *http.Request, id *identity, raw string) *aadError {
 	unverified := jwt.MapClaims{}
 	if _, _, err := jwt.NewParser().ParseUnverified(raw, unverified); err != nil {
@@ -391,12 +407,15 @@ func (e *Emulator) checkFederatedAssertion(r *http.Request, id *identity, raw st
 	iss, _ := unverified["iss"].(string)
 	sub, _ := unverified["sub"].(string)
 	auds, _ := unverified.GetAudience()
-	noMatch := &aadError{http.StatusBadRequest, "invalid_client", 70021, fmt.Sprintf(
-		"No matching federated identity record found for presented assertion. Assertion Issuer: '%s'. Assertion Subject: '%s'. Assertion Audience: '%s'. https://docs.microsoft.com/en-us/azure/active-directory/develop/workload-identity-federation",
-		iss, sub, strings.Join(auds, ","))}
 	e.mu.Lock()
 	feds := slices.Clone(id.feds)
 	e.mu.Unlock()
+	if len(feds) == 0 {
+		// Nothing to compare a claim with: the generic answer, naming all three claims.
+		return federationMismatch(70021, fmt.Sprintf(
+			"No matching federated identity record found for presented assertion. Assertion Issuer: '%s'. Assertion Subject: '%s'. Assertion Audience: '%s'. %s",
+			iss, sub, strings.Join(auds, ","), fedDocs))
+	}
 	var candidates []*fedCred
 	for _, f := range feds {
 		if f.spec.Issuer == iss {
@@ -404,7 +423,7 @@ func (e *Emulator) checkFederatedAssertion(r *http.Request, id *identity, raw st
 		}
 	}
 	if len(candidates) == 0 {
-		return noMatch
+		return federationMismatch(700211, fmt.Sprintf("No matching federated identity record found for presented assertion issuer '%s'. %s", iss, fedCheck))
 	}
 	methods := []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
 	var claims jwt.MapClaims
@@ -431,17 +450,31 @@ func (e *Emulator) checkFederatedAssertion(r *http.Request, id *identity, raw st
 		aerr.code, aerr.msg = 700024, "Client assertion is not within its valid time range."
 		return aerr
 	}
+	var subjects []*fedCred
+	foldedMatch := false
 	for _, f := range candidates {
-		if f.spec.Subject != sub {
-			continue
-		}
-		for _, a := range auds {
-			if a == f.spec.Audience {
-				return nil
-			}
+		switch {
+		case f.spec.Subject == sub:
+			subjects = append(subjects, f)
+		case strings.EqualFold(f.spec.Subject, sub):
+			foldedMatch = true
 		}
 	}
-	return noMatch
+	if len(subjects) == 0 && foldedMatch {
+		return federationMismatch(7002138, fmt.Sprintf(
+			"No matching federated identity record found for presented assertion subject '%s'. The subject matches with case-insensitive comparison, but not with case-sensitive comparison. "+
+				"Check your federated identity credential Subject, Audience and Issuer against the presented assertion. See documentation at: %s. See breaking change notification and remediation at: %s.",
+			sub, fedDocs, fedCaseChanged))
+	}
+	if len(subjects) == 0 {
+		return federationMismatch(700213, fmt.Sprintf("No matching federated identity record found for presented assertion subject '%s'. %s", sub, fedCheck))
+	}
+	for _, f := range subjects {
+		if slices.Contains(auds, f.spec.Audience) {
+			return nil
+		}
+	}
+	return federationMismatch(700212, fmt.Sprintf("No matching federated identity record found for presented assertion audience '%s'. %s", strings.Join(auds, ","), fedCheck))
 }
 
 // serveManagedIdentity is the App Service managed identity endpoint (GET /msi/token, plain HTTP on loopback).

@@ -345,7 +345,7 @@ func TestWorkloadIdentityAgainstEmulator(t *testing.T) {
 	_, err = c2.GetSecret(ctx, "db", "")
 	g.Expect(err).To(MatchError(keyvault.ErrAuth))
 	g.Expect(keyvault.Reason(err)).To(Equal("FederatedCredentialMismatch"))
-	g.Expect(err.Error()).To(ContainSubstring("AADSTS70021"))
+	g.Expect(err.Error()).To(ContainSubstring("(AADSTS700213): No matching federated identity record found for presented assertion subject 'system:serviceaccount:team-a:intruder'"))
 }
 
 func TestTokenServiceDownIsRetryable(t *testing.T) {
@@ -360,4 +360,26 @@ func TestTokenServiceDownIsRetryable(t *testing.T) {
 	g.Expect(err).To(MatchError(keyvault.ErrAuth))
 	g.Expect(keyvault.Reason(err)).To(Equal("TokenServiceUnavailable"))
 	g.Expect(keyvault.Retryable(err)).To(BeTrue())
+}
+
+// With Entra ID down, azidentity fails while resolving the authority: the SDK retries the 503 of
+// the OpenID configuration until the vault request's try timeout ends it, or the connection drops.
+// Either way no Entra answer survives in the error, and it is still the token service's outage.
+func TestTokenServiceDownDuringAuthorityDiscovery(t *testing.T) {
+	for _, mode := range []string{"unavailable", "reset"} {
+		t.Run(mode, func(t *testing.T) {
+			g := NewWithT(t)
+			g.Expect(emu.SetFaults(emulator.Faults{TokenService: &emulator.TokenServiceFault{Down: true, Mode: mode}})).To(Succeed())
+			defer emu.ClearFaults()
+			co := azcore.ClientOptions{Retry: policy.RetryOptions{TryTimeout: time.Second}}
+			wi := credentials.WorkloadIdentity{Namespace: "team-a", ServiceAccount: "app", TenantID: emu.TenantID(), ClientID: federatedClient}
+			cred, err := credentials.NewWorkloadIdentityCredential(&saRequester{}, wi, &credentials.Options{ClientOptions: co})
+			g.Expect(err).NotTo(HaveOccurred())
+			c := newClient(t, vaultName, cred, wi.Key().String()+"-down-"+mode, &keyvault.Options{ClientOptions: co})
+			_, err = c.GetSecret(context.Background(), "db", "")
+			g.Expect(err).To(MatchError(ContainSubstring("unable to resolve an endpoint")))
+			g.Expect(keyvault.Reason(err)).To(Equal("TokenServiceUnavailable"))
+			g.Expect(keyvault.Retryable(err)).To(BeTrue())
+		})
+	}
 }
