@@ -118,3 +118,13 @@ func TestEventHintNewerThanTheReadIsKept(t *testing.T) {
 	_, ok = router.pending("team-a/db")
 	g.Expect(ok).To(BeTrue(), "the second event was not covered by the first read")
 }
+
+// The audit log names the method as the API and docs/metrics.md spell it.
+func TestAuditSubjectSpellsTheMethodAsTheAPI(t *testing.T) {
+	g := NewWithT(t)
+	vs := &v1alpha1.VaultSecret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "db"}}
+	s := auditSubject(vs, "WorkloadIdentity/tenant-1/client-1/team-a/app")
+	g.Expect(s.Method).To(Equal("workloadIdentity"))
+	g.Expect(s.ServiceAccount).To(Equal("team-a/app"))
+	g.Expect(s.ClientID).To(Equal("client-1"))
+}

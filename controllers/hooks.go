@@ -19,6 +19,7 @@ import (
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 	"github.com/vaultsync/vaultsync/internal/audit"
+	"github.com/vaultsync/vaultsync/internal/credentials"
 	"github.com/vaultsync/vaultsync/internal/events"
 	"github.com/vaultsync/vaultsync/internal/keyvault"
 	"github.com/vaultsync/vaultsync/internal/metrics"
@@ -174,7 +175,8 @@ func auditSubject(vs *v1alpha1.VaultSecret, identityKey string) audit.Subject {
 		}
 		return v
 	}
-	s.Method, s.TenantID, s.ClientID = get(0), get(1), get(2)
+	// The audit log spells the method as the API does (workloadIdentity).
+	s.Method, s.TenantID, s.ClientID = credentials.Key{Method: get(0)}.AuthMethod(), get(1), get(2)
 	if ns, sa := get(3), get(4); sa != "" {
 		s.ServiceAccount = ns + "/" + sa
 	}
