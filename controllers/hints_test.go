@@ -128,3 +128,43 @@ func TestAuditSubjectSpellsTheMethodAsTheAPI(t *testing.T) {
 	g.Expect(s.ServiceAccount).To(Equal("team-a/app"))
 	g.Expect(s.ClientID).To(Equal("client-1"))
 }
+
+// A VaultSecret synced by a version that did not record the vault and the
+// spec generation gets them on its next reconcile, so a later deletion of
+// its source can count as one.
+func TestSyncedVaultIsBackfilled(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	scheme := runtime.NewScheme()
+	g.Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
+	g.Expect(v1alpha1.AddToScheme(scheme)).To(Succeed())
+	key := []byte("hints-test-hash-key-of-32-bytes!")
+	data := map[string][]byte{"password": []byte("s3cret")}
+	vs := &v1alpha1.VaultSecret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "db", UID: "uid-1", Generation: 3},
+		Spec: v1alpha1.VaultSecretSpec{
+			Vault:         &v1alpha1.VaultRef{URL: "https://demo.vault.azure.net/"},
+			RefreshPolicy: v1alpha1.RefreshOnChange,
+			Data:          []v1alpha1.DataItem{{Key: "password", Remote: v1alpha1.RemoteRef{Name: "DbPassword"}}},
+		},
+		Status: v1alpha1.VaultSecretStatus{ObservedGeneration: 3, DataHash: secrets.Hash(key, data)},
+	}
+	meta.SetStatusCondition(&vs.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady,
+		Status: metav1.ConditionTrue, Reason: ReasonSynced, ObservedGeneration: 3})
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "db",
+			Labels:      map[string]string{secrets.LabelManaged: "true"},
+			Annotations: map[string]string{secrets.AnnotationOwner: "team-a/db"}},
+		Type: corev1.SecretTypeOpaque, Data: data,
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(vs, secret).WithStatusSubresource(vs).Build()
+	vault := hostedVault{fakeVault: newFake(), host: "demo.vault.azure.net"}
+	r := &VaultSecretReconciler{Client: c, Writer: &secrets.Writer{Client: c}, Vaults: fixedVaults{vault}, HashKey: key}
+	_, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "team-a", Name: "db"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(vault.gets).To(BeZero(), "nothing was read")
+	got := &v1alpha1.VaultSecret{}
+	g.Expect(c.Get(ctx, types.NamespacedName{Namespace: "team-a", Name: "db"}, got)).To(Succeed())
+	g.Expect(got.Status.SyncedVault).To(Equal("demo.vault.azure.net"))
+	g.Expect(got.Status.SyncedGeneration).To(Equal(int64(3)))
+}

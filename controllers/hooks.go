@@ -296,14 +296,17 @@ func (r *VaultSecretReconciler) evaluateExpiry(vs *v1alpha1.VaultSecret, now tim
 		if left <= 0 {
 			msg = fmt.Sprintf("%s expired at %s; rotate it in Key Vault", what, at)
 		}
-		if was {
-			// Keep the message of the transition: a message that changes
-			// with every reconcile would write status every time.
+		if c := meta.FindStatusCondition(vs.Status.Conditions, v1alpha1.ConditionExpiringSoon); was && strings.HasPrefix(c.Message, what+" expire") && strings.Contains(c.Message, at) {
+			// Same object, same expiry: keep the message of the transition
+			// (one that changed with every reconcile would write status
+			// every time).
 			return
 		}
 		meta.SetStatusCondition(&vs.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionExpiringSoon,
 			Status: metav1.ConditionTrue, Reason: ReasonExpiringSoon, ObservedGeneration: vs.Generation, Message: msg})
-		r.event(vs, corev1.EventTypeWarning, ReasonExpiringSoon, "Check", msg)
+		if !was {
+			r.event(vs, corev1.EventTypeWarning, ReasonExpiringSoon, "Check", msg)
+		}
 		return
 	}
 	meta.SetStatusCondition(&vs.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionExpiringSoon,

@@ -23,8 +23,6 @@ import (
 type restorer struct {
 	cache cache.Cache
 	r     *VaultSecretReconciler
-	// clusterConnections: ClusterVaultConnections are served (and readable).
-	clusterConnections bool
 }
 
 // NeedLeaderElection implements manager.LeaderElectionRunnable: the index
@@ -48,7 +46,7 @@ func (s *restorer) Start(ctx context.Context) error {
 			continue
 		}
 		s.r.restoreExpiry(vs)
-		if host := restoreHost(ctx, s.cache, vs, s.clusterConnections); host != "" {
+		if host := restoreHost(ctx, s.cache, vs, s.r.ClusterConnections); host != "" {
 			s.r.Events.index(vs, host)
 			indexed++
 		}

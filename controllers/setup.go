@@ -183,8 +183,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		ExpiryThreshold: o.ExpiryThreshold,
 
 		SourceDeleteConfirm: o.SourceDeleteConfirm,
+		ClusterConnections:  o.ClusterConnections,
 	}
-	if err := mgr.Add(&restorer{cache: mgr.GetCache(), r: r, clusterConnections: o.ClusterConnections}); err != nil {
+	if err := mgr.Add(&restorer{cache: mgr.GetCache(), r: r}); err != nil {
 		return err
 	}
 	return r.SetupWithManager(mgr, o)

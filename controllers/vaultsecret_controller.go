@@ -55,6 +55,8 @@ type VaultSecretReconciler struct {
 	Events *EventRouter
 	// ExpiryThreshold is how long before expiry ExpiringSoon turns true (default 30 days).
 	ExpiryThreshold time.Duration
+	// ClusterConnections: ClusterVaultConnections are served (and readable).
+	ClusterConnections bool
 	// SourceDeleteConfirm is how long after a 404 a second read must still
 	// find the object gone before onSourceDeleted Delete acts (default
 	// DefaultSourceDeleteConfirm).
@@ -125,6 +127,7 @@ func (r *VaultSecretReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		// Nothing to read; time may still have brought an expiry closer,
 		// and a refused rollout may be waiting for another try.
 		r.Metrics.ObserveSync(metrics.SyncSkipped, "", 0)
+		r.backfillSynced(ctx, vs)
 		r.evaluateExpiry(vs, now)
 		if err := r.finishRollout(ctx, vs); err != nil {
 			return ctrl.Result{}, err
@@ -163,6 +166,23 @@ func (r *VaultSecretReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 	}
 	return res, err
+}
+
+// backfillSynced fills status.syncedVault and status.syncedGeneration of a
+// VaultSecret synced by a version that did not record them, once: Ready for
+// its current generation means its Secret holds what that spec reads.
+// Without them a deleted source would never count as deleted.
+func (r *VaultSecretReconciler) backfillSynced(ctx context.Context, vs *v1alpha1.VaultSecret) {
+	if vs.Status.SyncedGeneration != 0 || vs.Status.DataHash == "" || vs.Status.ObservedGeneration != vs.Generation {
+		return
+	}
+	ready := meta.FindStatusCondition(vs.Status.Conditions, v1alpha1.ConditionReady)
+	if ready == nil || ready.Status != metav1.ConditionTrue || ready.ObservedGeneration != vs.Generation {
+		return
+	}
+	if host := restoreHost(ctx, r.Client, vs, r.ClusterConnections); host != "" {
+		vs.Status.SyncedVault, vs.Status.SyncedGeneration = host, vs.Generation
+	}
 }
 
 // wakeAfter is when an up-to-date VaultSecret needs its next look: its
