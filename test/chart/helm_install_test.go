@@ -139,12 +139,20 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	g.Expect(c.subjectCan(g, "update", "vaultsync.io", "clustervaultconnections/status", "")()).To(BeTrue())
 	g.Expect(c.subjectCan(g, "watch", "vaultsync.io", "vaultconnections", "")()).To(BeFalse(), "VaultConnections only in team-a")
 
-	// Upgrade: without ClusterVaultConnections, no right on them remains.
+	// Upgrade: without ClusterVaultConnections, no right on them remains; and
+	// egress through a proxy with its CA, which the API server admits.
 	out = c.tools.must(nil, helm, "upgrade", release, chartRel, "--namespace", releaseNamespace, "--reuse-values",
-		"--values", valuesFile(t, valuesNoClusterConnections))
+		"--values", valuesFile(t, valuesNoClusterConnections+valuesProxy+valuesCAConfigMap))
 	g.Expect(out).To(ContainSubstring("REVISION: 3"))
+	g.Expect(out).To(ContainSubstring("trusts the CA certificates of the ConfigMap corp-ca (key ca-bundle.pem)"))
 	g.Expect(c.client.Get(ctx, ns("vaultsync"), d)).To(Succeed())
 	g.Expect(d.Spec.Template.Spec.Containers[0].Args).To(ContainElements("--cluster-connections=false", "--watch-namespaces=team-a"))
+	g.Expect(d.Spec.Template.Spec.Containers[0].Env).To(ContainElements(
+		corev1.EnvVar{Name: "HTTPS_PROXY", Value: "http://proxy.example.com:3128"},
+		corev1.EnvVar{Name: "NO_PROXY", Value: ".corp.example.com,10.20.0.0/16,.svc,$(KUBERNETES_SERVICE_HOST),.cluster.local,169.254.169.254"},
+		corev1.EnvVar{Name: "SSL_CERT_DIR", Value: wantCertDir},
+	))
+	g.Expect(d.Spec.Template.Spec.Volumes).To(ContainElement(HaveField("Name", extraCAVolume)))
 	g.Eventually(c.exists(&rbacv1.ClusterRole{}, cluster("vaultsync-cluster-connections"))).WithTimeout(eventually).Should(BeFalse())
 	g.Eventually(c.subjectCan(g, "watch", "vaultsync.io", "clustervaultconnections", "")).WithTimeout(eventually).Should(BeFalse())
 	g.Expect(c.subjectCan(g, "watch", "vaultsync.io", "vaultconnections", "team-a")()).To(BeTrue())

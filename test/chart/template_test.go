@@ -119,6 +119,8 @@ var allValues = map[string]string{
 	"events with ingress":                          valuesEventsIngress,
 	"watchNamespaces, events":                      valuesWatchNamespaces + valuesEvents,
 	"events, extras":                               valuesEventsTLS + valuesExtras,
+	"proxy, CA from a ConfigMap":                   valuesProxy + valuesCAConfigMap,
+	"CA from a Secret, events, extras":             valuesCASecret + valuesEventsTLS + valuesExtras,
 }
 
 func TestHelmLint(t *testing.T) {

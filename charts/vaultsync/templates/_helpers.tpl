@@ -67,6 +67,51 @@ app.kubernetes.io/component: manager
 /etc/vaultsync/events-tls
 {{- end }}
 
+{{/* Where the CA certificates of extraCACertificates are mounted; SSL_CERT_DIR names it. */}}
+{{- define "vaultsync.extraCADir" -}}
+/etc/vaultsync/ca
+{{- end }}
+
+{{/*
+Volume source of extraCACertificates: the ConfigMap or Secret (the schema admits at most one),
+its key mounted as ca.crt. Empty when neither is set.
+*/}}
+{{- define "vaultsync.extraCAVolumeSource" -}}
+{{- $ca := .Values.extraCACertificates | default dict }}
+{{- $cm := $ca.configMap | default dict }}
+{{- $secret := $ca.secret | default dict }}
+{{- if $cm.name }}
+configMap:
+  name: {{ $cm.name | quote }}
+  items:
+    - key: {{ $cm.key | default "ca.crt" | quote }}
+      path: ca.crt
+{{- else if $secret.name }}
+secret:
+  secretName: {{ $secret.name | quote }}
+  items:
+    - key: {{ $secret.key | default "ca.crt" | quote }}
+      path: ca.crt
+{{- end }}
+{{- end }}
+
+{{/*
+NO_PROXY of the manager: proxy.noProxy, then what must never go through a proxy: the API server
+the in-cluster client dials ($(KUBERNETES_SERVICE_HOST), which the kubelet expands from the
+service variables of the "kubernetes" Service, present even with enableServiceLinks=false),
+in-cluster names, and the instance metadata endpoint of managed identity.
+*/}}
+{{- define "vaultsync.noProxy" -}}
+{{- $entries := list }}
+{{- range splitList "," (.Values.proxy.noProxy | default "") }}
+{{- with trim . }}
+{{- $entries = append $entries . }}
+{{- end }}
+{{- end }}
+{{- $entries = concat $entries (list "$(KUBERNETES_SERVICE_HOST)" ".svc" ".cluster.local" "169.254.169.254") }}
+{{- join "," (uniq $entries) }}
+{{- end }}
+
 {{/* Image reference: repository@digest, else repository:tag (tag defaults to appVersion). */}}
 {{- define "vaultsync.image" -}}
 {{- if .Values.image.digest }}
