@@ -56,23 +56,24 @@ func init() {
 
 func main() {
 	var (
-		metricsAddr     string
-		probeAddr       string
-		secureMetrics   bool
-		enableHTTP2     bool
-		leaderElect     bool
-		leaderElectNS   string
-		watchNamespaces string
-		dev             bool
-		kubeQPS         float64
-		kubeBurst       int
-		operatorNS      string
-		hashKeySecret   string
-		eventsAddr      string
-		eventsSecret    string
-		eventsCert      string
-		eventsKey       string
-		metricsCertDir  string
+		metricsAddr         string
+		probeAddr           string
+		secureMetrics       bool
+		enableHTTP2         bool
+		leaderElect         bool
+		leaderElectNS       string
+		watchNamespaces     string
+		dev                 bool
+		kubeQPS             float64
+		kubeBurst           int
+		operatorNS          string
+		hashKeySecret       string
+		eventsAddr          string
+		eventsSecret        string
+		eventsCert          string
+		eventsKey           string
+		eventsOpenHandshake bool
+		metricsCertDir      string
 	)
 	opts := controllers.DefaultOptions()
 
@@ -107,6 +108,9 @@ func main() {
 		"Secret in --operator-namespace whose key \"key\" (at least 16 bytes) authenticates event deliveries.")
 	flag.StringVar(&eventsCert, "events-cert-file", "", "TLS certificate (PEM chain) of the events endpoint; empty: plain HTTP behind a TLS-terminating Ingress.")
 	flag.StringVar(&eventsKey, "events-key-file", "", "TLS key of the events endpoint.")
+	flag.BoolVar(&eventsOpenHandshake, "events-allow-unauthenticated-handshake", false,
+		"Answer subscription validation handshakes that carry no key (deliveries still need it): for an Event Grid "+
+			"subscription that sends the key in the X-Vaultsync-Key header but not on the handshake.")
 	opts.BindFlags(flag.CommandLine)
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -129,7 +133,7 @@ func main() {
 		leaderElect: leaderElect, leaderElectNS: leaderElectNS, watchNamespaces: watchNamespaces,
 		kubeQPS: float32(kubeQPS), kubeBurst: kubeBurst, operatorNS: operatorNS, hashKeySecret: hashKeySecret,
 		eventsAddr: eventsAddr, eventsSecret: eventsSecret, eventsCert: eventsCert, eventsKey: eventsKey,
-		metricsCertDir: metricsCertDir,
+		eventsOpenHandshake: eventsOpenHandshake, metricsCertDir: metricsCertDir,
 	}); err != nil {
 		log.Error(err, "manager exited with an error")
 		os.Exit(1)
@@ -147,6 +151,7 @@ type runConfig struct {
 	operatorNS, hashKeySecret  string
 	eventsAddr, eventsSecret   string
 	eventsCert, eventsKey      string
+	eventsOpenHandshake        bool
 	metricsCertDir             string
 }
 
@@ -180,7 +185,8 @@ func run(opts controllers.Options, rc runConfig) error {
 		opts.Events = controllers.NewEventRouter()
 		h, err := events.NewHandler(events.Options{
 			Secrets: [][]byte{key}, Sink: opts.Events, Metrics: metrics.Shared(),
-			Logger: ctrl.Log.WithName("events"),
+			AllowUnauthenticatedHandshake: rc.eventsOpenHandshake,
+			Logger:                        ctrl.Log.WithName("events"),
 		})
 		if err != nil {
 			return err
