@@ -24,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -55,22 +56,24 @@ func init() {
 
 func main() {
 	var (
-		metricsAddr     string
-		probeAddr       string
-		secureMetrics   bool
-		enableHTTP2     bool
-		leaderElect     bool
-		leaderElectNS   string
-		watchNamespaces string
-		dev             bool
-		kubeQPS         float64
-		kubeBurst       int
-		operatorNS      string
-		hashKeySecret   string
-		eventsAddr      string
-		eventsSecret    string
-		eventsCert      string
-		eventsKey       string
+		metricsAddr         string
+		probeAddr           string
+		secureMetrics       bool
+		enableHTTP2         bool
+		leaderElect         bool
+		leaderElectNS       string
+		watchNamespaces     string
+		dev                 bool
+		kubeQPS             float64
+		kubeBurst           int
+		operatorNS          string
+		hashKeySecret       string
+		eventsAddr          string
+		eventsSecret        string
+		eventsCert          string
+		eventsKey           string
+		eventsOpenHandshake bool
+		metricsCertDir      string
 	)
 	opts := controllers.DefaultOptions()
 
@@ -79,6 +82,9 @@ func main() {
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true,
 		"Serve metrics over HTTPS, allowing only callers authorised by a SubjectAccessReview.")
+	flag.StringVar(&metricsCertDir, "metrics-cert-dir", "",
+		"Directory holding tls.crt and tls.key for the metrics endpoint (reloaded when they change), e.g. a mounted "+
+			"kubernetes.io/tls Secret; empty: a self-signed certificate generated at start, which scrapers cannot verify.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false,
 		"Enable HTTP/2 for the metrics server (off by default: HTTP/2 Rapid Reset and Stream Cancellation CVEs).")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Enable leader election, so only one replica reconciles at a time.")
@@ -102,6 +108,9 @@ func main() {
 		"Secret in --operator-namespace whose key \"key\" (at least 16 bytes) authenticates event deliveries.")
 	flag.StringVar(&eventsCert, "events-cert-file", "", "TLS certificate (PEM chain) of the events endpoint; empty: plain HTTP behind a TLS-terminating Ingress.")
 	flag.StringVar(&eventsKey, "events-key-file", "", "TLS key of the events endpoint.")
+	flag.BoolVar(&eventsOpenHandshake, "events-allow-unauthenticated-handshake", false,
+		"Answer subscription validation handshakes that carry no key (deliveries still need it): for an Event Grid "+
+			"subscription that sends the key in the X-Vaultsync-Key header but not on the handshake.")
 	opts.BindFlags(flag.CommandLine)
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -124,6 +133,7 @@ func main() {
 		leaderElect: leaderElect, leaderElectNS: leaderElectNS, watchNamespaces: watchNamespaces,
 		kubeQPS: float32(kubeQPS), kubeBurst: kubeBurst, operatorNS: operatorNS, hashKeySecret: hashKeySecret,
 		eventsAddr: eventsAddr, eventsSecret: eventsSecret, eventsCert: eventsCert, eventsKey: eventsKey,
+		eventsOpenHandshake: eventsOpenHandshake, metricsCertDir: metricsCertDir,
 	}); err != nil {
 		log.Error(err, "manager exited with an error")
 		os.Exit(1)
@@ -141,6 +151,8 @@ type runConfig struct {
 	operatorNS, hashKeySecret  string
 	eventsAddr, eventsSecret   string
 	eventsCert, eventsKey      string
+	eventsOpenHandshake        bool
+	metricsCertDir             string
 }
 
 func run(opts controllers.Options, rc runConfig) error {
@@ -173,7 +185,8 @@ func run(opts controllers.Options, rc runConfig) error {
 		opts.Events = controllers.NewEventRouter()
 		h, err := events.NewHandler(events.Options{
 			Secrets: [][]byte{key}, Sink: opts.Events, Metrics: metrics.Shared(),
-			Logger: ctrl.Log.WithName("events"),
+			AllowUnauthenticatedHandshake: rc.eventsOpenHandshake,
+			Logger:                        ctrl.Log.WithName("events"),
 		})
 		if err != nil {
 			return err
@@ -195,6 +208,16 @@ func run(opts controllers.Options, rc runConfig) error {
 	}
 	if rc.secureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	if rc.metricsCertDir != "" {
+		// controller-runtime falls back to a self-signed certificate when the files are
+		// missing; a scraper that verifies would then fail with no hint here. Refuse instead.
+		for _, f := range []string{"tls.crt", "tls.key"} {
+			if _, err := os.Stat(filepath.Join(rc.metricsCertDir, f)); err != nil {
+				return fmt.Errorf("--metrics-cert-dir: %w", err)
+			}
+		}
+		metricsOpts.CertDir = rc.metricsCertDir
 	}
 
 	cacheOpts := cache.Options{}

@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"net/url"
 	"strings"
 	"time"
 
@@ -79,6 +80,27 @@ func counter(name string, labels map[string]string) float64 {
 	return sum
 }
 
+// delta reads a metric now and returns a function that says how much it grew since: the
+// increase an action between the two calls caused (plus whatever ran meanwhile, so a spec that
+// asserts on an unlabelled counter asserts "at least what I caused").
+func delta(name string, labels map[string]string) func() float64 {
+	before := counter(name, labels)
+	return func() float64 { return counter(name, labels) - before }
+}
+
+// ownVault adds a vault that only the calling spec uses (readable by the identity "app"), so that
+// metrics labelled by vault host count this spec's requests and nothing else. It returns the
+// vault's URL and host.
+func ownVault(name string) (string, string) {
+	GinkgoHelper()
+	Expect(emu.AddVault(emulator.Vault{Name: name, RoleAssignments: []emulator.RoleAssignment{
+		{Principal: "app", Role: "Key Vault Secrets User"},
+	}})).To(Succeed())
+	u, err := url.Parse(emu.VaultURL(name))
+	Expect(err).NotTo(HaveOccurred())
+	return u.String(), u.Host
+}
+
 func value(m *dto.Metric) float64 {
 	switch {
 	case m.Counter != nil:
@@ -96,6 +118,10 @@ var _ = Describe("Delivery", func() {
 	BeforeEach(func() { ns = newNamespace() })
 
 	It("syncs at once when Key Vault announces a new version, with a 1h refresh interval", func() {
+		// Only this spec writes to the evented vault: each SetSecret below publishes exactly one
+		// SecretNewVersionCreated, and the receiver must count both as accepted.
+		accepted := delta("vaultsync_events_received_total", map[string]string{
+			"type": "Microsoft.KeyVault.SecretNewVersionCreated", "result": "accepted"})
 		rememberValue("evented-value-one")
 		_, err := emu.SetSecret(eventedVault, "pushed", emulator.SecretVersion{Value: "evented-value-one"})
 		Expect(err).NotTo(HaveOccurred())
@@ -108,7 +134,8 @@ var _ = Describe("Delivery", func() {
 		Expect(err).NotTo(HaveOccurred())
 		// No force-sync, and the next refresh is an hour away: only the event can do it.
 		Eventually(secretValue(ns, "pushed", "v"), 10*time.Second, 50*time.Millisecond).Should(Equal("evented-value-two"))
-		Expect(counter("vaultsync_events_received_total", nil)).To(BeNumerically(">", 0))
+		Eventually(accepted, timeout).Should(Equal(2.0), "one accepted event per new version")
+		Consistently(accepted, time.Second).Should(Equal(2.0), "and no more")
 	})
 
 	It("restarts consumers once per data change, never on the first sync or an unchanged refresh", func() {
@@ -168,11 +195,20 @@ var _ = Describe("Delivery", func() {
 	})
 
 	It("reports secrets and certificates that expire soon", func() {
+		// A vault of this spec's own: the expiry gauge is per vault, so its value is this
+		// secret's expiry and nobody else's.
+		vaultURL, host := ownVault("exp-" + ns)
+		gauge := func() float64 {
+			return counter("vaultsync_secret_expiry_timestamp_seconds", map[string]string{"vault": host})
+		}
+		Expect(gauge()).To(BeZero(), "no series for a vault nothing was synced from")
 		exp := time.Now().Add(10 * 24 * time.Hour).Truncate(time.Second)
 		rememberValue("expiring-value")
-		_, err := emu.SetSecret(vaultName, "expiring", emulator.SecretVersion{Value: "expiring-value", Expires: &exp})
+		_, err := emu.SetSecret("exp-"+ns, "expiring", emulator.SecretVersion{Value: "expiring-value", Expires: &exp})
 		Expect(err).NotTo(HaveOccurred())
-		createVS(ns, "exp", v1alpha1.VaultSecretSpec{Data: []v1alpha1.DataItem{item("v", "expiring")}})
+		vault := wiVault()
+		vault.URL = vaultURL
+		createVS(ns, "exp", v1alpha1.VaultSecretSpec{Vault: vault, Data: []v1alpha1.DataItem{item("v", "expiring")}})
 		vs := expectReady(ns, "exp")
 		Expect(vs.Status.ExpiresAt).NotTo(BeNil())
 		Expect(vs.Status.ExpiresAt.Time).To(BeTemporally("~", exp, time.Second))
@@ -181,7 +217,7 @@ var _ = Describe("Delivery", func() {
 		Expect(c.Status).To(Equal(metav1.ConditionTrue))
 		Expect(c.Message).To(ContainSubstring(`"v" expires`))
 		Eventually(func() []string { return eventReasons(ns, "exp") }, timeout).Should(ContainElement("ExpiringSoon"))
-		Expect(counter("vaultsync_secret_expiry_timestamp_seconds", map[string]string{"vault": "demo.vault.azure.net"})).To(BeNumerically(">", 0))
+		Eventually(gauge, timeout).Should(Equal(float64(exp.Unix())), "the earliest expiry of the vault is this secret's")
 	})
 
 	It("honours refreshPolicy OnChange and CreatedOnce", func() {
@@ -198,14 +234,41 @@ var _ = Describe("Delivery", func() {
 	})
 
 	It("counts syncs and Key Vault requests in metrics, and writes an audit line per access", func() {
-		before := counter("vaultsync_sync_total", map[string]string{"result": "success"})
-		reqs := counter("vaultsync_keyvault_requests_total", map[string]string{"vault": "demo.vault.azure.net", "operation": "GetSecret"})
-		setSecret("metered", "metered-value")
-		createVS(ns, "metered", v1alpha1.VaultSecretSpec{Data: []v1alpha1.DataItem{item("v", "metered")}})
+		// Key Vault requests are labelled by vault: a vault of this spec's own makes the
+		// count exact, and the emulator's request log is the independent witness.
+		vault := "metered-" + ns
+		vaultURL, host := ownVault(vault)
+		kvRequests := func() float64 {
+			return counter("vaultsync_keyvault_requests_total", map[string]string{"vault": host, "operation": "GetSecret"})
+		}
+		Expect(kvRequests()).To(BeZero())
+		// Syncs and Secret updates carry no label that names a VaultSecret (docs/metrics.md), so
+		// they are deltas around this spec's own actions: at least what it caused.
+		syncs := delta("vaultsync_sync_total", map[string]string{"result": "success"})
+		updates := delta("vaultsync_secret_updates_total", nil)
+		setVaultSecret(vault, "metered", "metered-value")
+		v := wiVault()
+		v.URL = vaultURL
+		createVS(ns, "metered", v1alpha1.VaultSecretSpec{Vault: v, Data: []v1alpha1.DataItem{item("v", "metered")}})
 		expectReady(ns, "metered")
-		Eventually(func() float64 { return counter("vaultsync_sync_total", map[string]string{"result": "success"}) }, timeout).Should(BeNumerically(">", before))
-		Expect(counter("vaultsync_keyvault_requests_total", map[string]string{"vault": "demo.vault.azure.net", "operation": "GetSecret"})).To(BeNumerically(">", reqs))
-		Expect(counter("vaultsync_secret_updates_total", nil)).To(BeNumerically(">", 0))
+		Eventually(syncs, timeout).Should(BeNumerically(">=", 1), "the first sync")
+		Eventually(updates, timeout).Should(BeNumerically(">=", 1), "the Secret was created")
+		served := func() float64 {
+			return float64(azureCalls(emulator.LogFilter{Service: "keyvault", Vault: vault, Operation: "GetSecret"}, time.Time{}))
+		}
+		Expect(served()).To(BeNumerically(">=", 1))
+		Eventually(func() float64 { return kvRequests() - served() }, timeout).Should(BeZero(),
+			"every GetSecret the vault saw, counted once")
+
+		// A new value: one more sync, one more Secret update, and more Key Vault requests.
+		readsBefore := kvRequests()
+		setVaultSecret(vault, "metered", "metered-value-two")
+		forceSync(ns, "metered", "changed")
+		Eventually(secretValue(ns, "metered", "v"), timeout).Should(Equal("metered-value-two"))
+		Eventually(syncs, timeout).Should(BeNumerically(">=", 2))
+		Eventually(updates, timeout).Should(BeNumerically(">=", 2))
+		Expect(kvRequests()).To(BeNumerically(">", readsBefore))
+		Eventually(func() float64 { return kvRequests() - served() }, timeout).Should(BeZero())
 		var line string
 		for _, l := range strings.Split(logs.String(), "\n") {
 			if strings.Contains(l, "audit") && strings.Contains(l, ns) && strings.Contains(l, "metered") {

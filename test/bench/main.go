@@ -80,6 +80,7 @@ func run(c config, args string) error {
 	if c.verbose {
 		logw = os.Stderr
 	}
+	t := newTable() // before the control plane starts: its load average is the others'
 	fmt.Fprintln(os.Stderr, "bench: starting the control plane and the emulator")
 	env, err := harness.Start(harness.Options{Output: logw})
 	if err != nil {
@@ -95,7 +96,7 @@ func run(c config, args string) error {
 		return err
 	}
 	defer track.Stop()
-	b := &bench{c: c, env: env, t: &table{}, track: track, log: logw}
+	b := &bench{c: c, env: env, t: t, track: track, log: logw}
 
 	if c.sweep != "" {
 		if err := b.sweep(ctx); err != nil {

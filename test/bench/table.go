@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
+	"time"
+
+	"github.com/vaultsync/vaultsync/test/bench/harness"
 )
 
 // row is one line of the results table.
@@ -20,7 +22,12 @@ type row struct {
 
 type table struct {
 	rows []row
+	// started and loadStart are when the run began and the load average then (see harness.LoadAvg).
+	started   time.Time
+	loadStart string
 }
+
+func newTable() *table { return &table{started: time.Now(), loadStart: harness.LoadAvg()} }
 
 func (t *table) add(r row) {
 	t.rows = append(t.rows, r)
@@ -42,36 +49,15 @@ func (t *table) info(figure, measured, note string) {
 
 func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 
-// write prints the table as Markdown with the machine it ran on.
+// write prints the table as Markdown with the machine it ran on, the date, how long it took and
+// the load average before and after (the CPU others used meanwhile shows there).
 func (t *table) write(w io.Writer, command string) {
-	fmt.Fprintf(w, "Machine: %s\n\nCommand: `%s`\n\n", machine(), command)
+	fmt.Fprintf(w, "Machine: %s\n\nCommand: `%s`\n\n", harness.Machine(), command)
+	fmt.Fprintf(w, "Run: %s, %.0f s; load average (1, 5, 15 min) %s at the start, %s at the end\n\n",
+		t.started.UTC().Format("2006-01-02 15:04 MST"), time.Since(t.started).Seconds(), t.loadStart, harness.LoadAvg())
 	fmt.Fprintln(w, "| figure | measured | target | result | note |")
 	fmt.Fprintln(w, "|---|---|---|---|---|")
 	for _, r := range t.rows {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", cell(r.Figure), cell(r.Measured), cell(r.Target), r.Verdict, cell(r.Note))
 	}
-}
-
-// machine describes the host: CPUs, memory, OS, Go version.
-func machine() string {
-	mem := "unknown memory"
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
-				var kb int64
-				_, _ = fmt.Sscan(f[1], &kb)
-				mem = fmt.Sprintf("%.1f GiB RAM", float64(kb)/(1<<20))
-			}
-		}
-	}
-	model := ""
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = " (" + strings.TrimSpace(v) + ")"
-				break
-			}
-		}
-	}
-	return fmt.Sprintf("%d CPUs%s, %s, %s/%s, %s", runtime.NumCPU(), model, mem, runtime.GOOS, runtime.GOARCH, runtime.Version())
 }

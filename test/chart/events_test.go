@@ -106,6 +106,16 @@ events:
 	}
 }
 
+// TestTemplateEventsHandshake: the fallback for a subscription whose handshake lacks the key
+// header is one flag, and only with events on.
+func TestTemplateEventsHandshake(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(managerArgs(t, renderChart(t, valuesEvents+"  allowUnauthenticatedHandshake: true\n"))).
+		To(ContainElement("--events-allow-unauthenticated-handshake"))
+	g.Expect(managerArgs(t, renderChart(t, "events:\n  allowUnauthenticatedHandshake: true\n"))).
+		NotTo(ContainElement(HavePrefix("--events-")))
+}
+
 func TestTemplateEventsEnabled(t *testing.T) {
 	g := NewWithT(t)
 	m := renderChart(t, valuesEvents)
@@ -116,6 +126,7 @@ func TestTemplateEventsEnabled(t *testing.T) {
 	g.Expect(c.Args).To(ContainElements("--events-bind-address=:9443", "--events-secret=vaultsync-events"))
 	g.Expect(c.Args).NotTo(ContainElement(HavePrefix("--events-cert-file")))
 	g.Expect(c.Args).NotTo(ContainElement(HavePrefix("--events-key-file")))
+	g.Expect(c.Args).NotTo(ContainElement("--events-allow-unauthenticated-handshake"), "handshakes need the key by default")
 	g.Expect(c.Ports).To(ContainElement(corev1.ContainerPort{Name: "events", ContainerPort: 9443, Protocol: corev1.ProtocolTCP}))
 	g.Expect(pod.Volumes).To(BeEmpty())
 	g.Expect(c.VolumeMounts).To(BeEmpty())

@@ -57,6 +57,8 @@ podDisruptionBudget:
 `
 	valuesServiceMonitor = `
 metrics:
+  tls:
+    secretName: vaultsync-metrics-tls
   serviceMonitor:
     enabled: true
     labels:
@@ -420,6 +422,19 @@ func TestTemplateServiceMonitor(t *testing.T) {
 	g.Expect(ep).To(HaveKeyWithValue("scheme", "https"))
 	g.Expect(ep).To(HaveKeyWithValue("path", "/metrics"))
 	g.Expect(ep).To(HaveKeyWithValue("bearerTokenFile", "/var/run/secrets/kubernetes.io/serviceaccount/token"))
+	// The scrape verifies the certificate the manager serves: the CA of its Secret, for the
+	// name of the metrics Service.
+	g.Expect(ep).To(HaveKeyWithValue("tlsConfig", map[string]any{
+		"insecureSkipVerify": false,
+		"ca":                 map[string]any{"secret": map[string]any{"name": "vaultsync-metrics-tls", "key": "ca.crt"}},
+		"serverName":         "vaultsync-metrics." + releaseNamespace + ".svc",
+	}))
+	c := m.deployment(t).Spec.Template.Spec.Containers[0]
+	g.Expect(c.Args).To(ContainElement("--metrics-cert-dir=/etc/vaultsync/metrics-tls"))
+	g.Expect(c.VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: "metrics-tls", MountPath: "/etc/vaultsync/metrics-tls", ReadOnly: true}))
+	vols := m.deployment(t).Spec.Template.Spec.Volumes
+	g.Expect(vols).To(ContainElement(And(HaveField("Name", "metrics-tls"),
+		HaveField("VolumeSource.Secret.SecretName", "vaultsync-metrics-tls"))))
 
 	// Its selector picks the metrics Service.
 	sel, _, err := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
@@ -437,6 +452,49 @@ func TestTemplateServiceMonitor(t *testing.T) {
 		matchesAll = matchesAll && d.GetLabels()[k] == v
 	}
 	g.Expect(matchesAll).To(BeFalse())
+}
+
+// TestTemplateServiceMonitorTLS: the ServiceMonitor never scrapes unverified by default. With
+// nothing to verify against the chart refuses to render; a CA of the user's choice, or an
+// explicit insecureSkipVerify, is taken as given.
+func TestTemplateServiceMonitorTLS(t *testing.T) {
+	g := NewWithT(t)
+	_, err := templateChart(t, "metrics:\n  serviceMonitor:\n    enabled: true\n")
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(err.Error()).To(ContainSubstring("set metrics.tls.secretName"))
+
+	tlsConfig := func(values string) map[string]any {
+		t.Helper()
+		sm := renderChart(t, values).ofKind("ServiceMonitor")
+		g.Expect(sm).To(HaveLen(1))
+		eps, _, err := unstructured.NestedSlice(sm[0].Object, "spec", "endpoints")
+		g.Expect(err).NotTo(HaveOccurred())
+		tc, _ := eps[0].(map[string]any)["tlsConfig"].(map[string]any)
+		return tc
+	}
+	g.Expect(tlsConfig(`
+metrics:
+  serviceMonitor:
+    enabled: true
+    tlsConfig:
+      ca: {configMap: {name: corp-ca, key: ca.pem}}
+      serverName: metrics.example.internal
+`)).To(Equal(map[string]any{
+		"insecureSkipVerify": false,
+		"ca":                 map[string]any{"configMap": map[string]any{"name": "corp-ca", "key": "ca.pem"}},
+		"serverName":         "metrics.example.internal",
+	}))
+	g.Expect(tlsConfig(`
+metrics:
+  serviceMonitor:
+    enabled: true
+    tlsConfig: {insecureSkipVerify: true}
+`)).To(Equal(map[string]any{"insecureSkipVerify": true}))
+
+	// Without metrics.tls the manager serves its self-signed certificate and gets no --metrics-cert-dir.
+	m := renderChart(t, valuesDefault)
+	g.Expect(managerArgs(t, m)).NotTo(ContainElement(HavePrefix("--metrics-cert-dir")))
+	g.Expect(m.deployment(t).Spec.Template.Spec.Volumes).NotTo(ContainElement(HaveField("Name", "metrics-tls")))
 }
 
 func TestTemplateNamespaceSelectors(t *testing.T) {

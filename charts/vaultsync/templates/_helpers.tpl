@@ -112,6 +112,16 @@ in-cluster names, and the instance metadata endpoint of managed identity.
 {{- join "," (uniq $entries) }}
 {{- end }}
 
+{{/* Where the TLS Secret of the metrics endpoint (metrics.tls.secretName) is mounted. */}}
+{{- define "vaultsync.metricsTLSDir" -}}
+/etc/vaultsync/metrics-tls
+{{- end }}
+
+{{/* Whether the manager serves the certificate of metrics.tls.secretName: "true" or "". */}}
+{{- define "vaultsync.metricsTLS" -}}
+{{- if and .Values.metrics.enabled .Values.metrics.secure .Values.metrics.tls.secretName }}true{{ end }}
+{{- end }}
+
 {{/* Image reference: repository@digest, else repository:tag (tag defaults to appVersion). */}}
 {{- define "vaultsync.image" -}}
 {{- if .Values.image.digest }}

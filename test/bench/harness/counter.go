@@ -104,6 +104,28 @@ func (c Counts) Reads(resource string) int {
 	return n
 }
 
+// Verb returns the number of requests with verb, on any resource.
+func (c Counts) Verb(verb string) int {
+	n := 0
+	for k, v := range c {
+		if k.Verb == verb {
+			n += v
+		}
+	}
+	return n
+}
+
+// Total returns the number of requests, watches excluded.
+func (c Counts) Total() int {
+	n := 0
+	for k, v := range c {
+		if k.Verb != "watch" {
+			n += v
+		}
+	}
+	return n
+}
+
 func (c Counts) String() string {
 	keys := slices.SortedFunc(maps.Keys(c), func(a, b Request) int { return strings.Compare(a.String(), b.String()) })
 	var b strings.Builder
