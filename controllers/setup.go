@@ -172,7 +172,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	r := &VaultSecretReconciler{
 		Client: mgr.GetClient(),
 		Writer: &secrets.Writer{Client: mgr.GetClient(), Live: mgr.GetAPIReader(),
-			Exists: secretExists(secretMeta)},
+			Exists: secretExists(secretMeta), MergeOwnerExists: vaultSecretExists(mgr.GetClient())},
 		Vaults:   connector,
 		Recorder: mgr.GetEventRecorder("vaultsync"),
 		HashKey:  o.HashKey,
@@ -276,4 +276,15 @@ func LoadHashKey(ctx context.Context, c client.Client, namespace, name string) (
 		return nil, fmt.Errorf("creating hash key secret %s/%s: %w", namespace, name, err)
 	}
 	return key, nil
+}
+
+// vaultSecretExists answers from the cache whether a VaultSecret exists.
+func vaultSecretExists(c client.Reader) func(ctx context.Context, namespace, name string) (bool, error) {
+	return func(ctx context.Context, namespace, name string) (bool, error) {
+		err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &v1alpha1.VaultSecret{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil, err
+	}
 }

@@ -106,6 +106,11 @@ type Writer struct {
 	// informer's lag, as short as the window between a live read and the
 	// write that follows it.
 	Exists func(ctx context.Context, namespace, name string) (bool, error)
+	// MergeOwnerExists, when set, tells whether the VaultSecret a Merge
+	// annotation names still exists. The keys of one that is gone (its
+	// annotation outlives it: Merge keys are not removed on deletion) no
+	// longer block another Merge VaultSecret.
+	MergeOwnerExists func(ctx context.Context, namespace, name string) (bool, error)
 }
 
 // Get returns the target Secret as the cache sees it, falling back to a live
@@ -189,7 +194,7 @@ func (w *Writer) Apply(ctx context.Context, owner Owner, existing *corev1.Secret
 		if existing == nil {
 			return Result{}, ErrTargetMissing
 		}
-		if err := checkMergeKeys(existing, owner, d); err != nil {
+		if err := w.checkMergeKeys(ctx, existing, owner, d); err != nil {
 			return Result{}, err
 		}
 	}
@@ -305,7 +310,7 @@ func (w *Writer) live(ctx context.Context, namespace, name string) (*corev1.Secr
 
 // checkMergeKeys refuses a Merge that would write a key another Merge
 // VaultSecret writes into the same Secret.
-func checkMergeKeys(existing *corev1.Secret, owner Owner, d Desired) error {
+func (w *Writer) checkMergeKeys(ctx context.Context, existing *corev1.Secret, owner Owner, d Desired) error {
 	for ann := range existing.Annotations {
 		other, ok := strings.CutPrefix(ann, AnnotationMergePrefix)
 		if !ok || other == "" || other == owner.Name {
@@ -313,6 +318,11 @@ func checkMergeKeys(existing *corev1.Secret, owner Owner, d Desired) error {
 		}
 		for _, k := range MergeKeys(existing, other) {
 			if _, clash := d.Data[k]; clash {
+				if w.MergeOwnerExists != nil {
+					if ok, err := w.MergeOwnerExists(ctx, owner.Namespace, other); err == nil && !ok {
+						break // a VaultSecret that is gone: its keys are free
+					}
+				}
 				return fmt.Errorf("%w: key %q of Secret %q is written by VaultSecret %q (creationPolicy Merge)",
 					ErrConflict, k, existing.Name, owner.Namespace+"/"+other)
 			}

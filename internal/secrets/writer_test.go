@@ -147,3 +147,23 @@ func TestGetAsksTheIndexBeforeALiveRead(t *testing.T) {
 	g.Expect(live.gets).To(Equal(1))
 	g.Expect(CheckOwnership(got, owner, PolicyOwner)).To(MatchError(ErrConflict))
 }
+
+// A Merge annotation of a VaultSecret that is gone no longer blocks another
+// Merge VaultSecret from writing the same key; one that exists does.
+func TestMergeKeysOfAGoneVaultSecretAreFree(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	target := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "app-config",
+		Labels:      map[string]string{LabelManaged: "true"},
+		Annotations: map[string]string{AnnotationMergePrefix + "other": "token"}},
+		Data: map[string][]byte{"token": []byte("old")}}
+	d := Desired{Name: "app-config", Policy: PolicyMerge, Data: map[string][]byte{"token": []byte("new")}}
+	exists := true
+	w := &Writer{MergeOwnerExists: func(context.Context, string, string) (bool, error) { return exists, nil }}
+	err := w.checkMergeKeys(ctx, target, owner, d)
+	g.Expect(err).To(MatchError(ErrConflict))
+	g.Expect(err.Error()).To(ContainSubstring(`"team-a/other"`))
+	exists = false
+	g.Expect(w.checkMergeKeys(ctx, target, owner, d)).To(Succeed())
+	g.Expect((&Writer{}).checkMergeKeys(ctx, target, owner, d)).To(MatchError(ErrConflict), "without the hook every annotation counts")
+}
