@@ -77,7 +77,7 @@ func TestEventHintSurvivesABusyVault(t *testing.T) {
 	g.Expect(vault.gets).To(BeZero())
 
 	router.Notify(ctx, events.Event{VaultHost: "demo.vault.azure.net", ObjectName: "DbPassword"})
-	<-router.C // what the controller's channel source would take
+	<-router.C                            // what the controller's channel source would take
 	release, ok := r.slots.acquire(vault) // another VaultSecret holds the only slot
 	g.Expect(ok).To(BeTrue())
 

@@ -2,8 +2,8 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"

@@ -69,7 +69,8 @@ var _ = Describe("Promises under races and failures", func() {
 	It("refuses a Merge whose keys another Merge VaultSecret writes", func() {
 		setSecret("merge-a-src", "merge-a-value")
 		setSecret("merge-b-src", "merge-b-value")
-		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-config"},
+		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-config",
+			Annotations: map[string]string{secrets.AnnotationMergeAllowed: "*"}},
 			Data: map[string][]byte{"user-key": []byte("kept")}})).To(Succeed())
 		merge := v1alpha1.SecretTarget{Name: "app-config", CreationPolicy: v1alpha1.CreationPolicyMerge}
 		createVS(ns, "merge-a", v1alpha1.VaultSecretSpec{Target: merge, Data: []v1alpha1.DataItem{item("token", "merge-a-src")}})
@@ -80,6 +81,25 @@ var _ = Describe("Promises under races and failures", func() {
 		Expect(c.Message).To(ContainSubstring(`"token"`))
 		Consistently(secretValue(ns, "app-config", "token"), 2*time.Second, 100*time.Millisecond).Should(Equal("merge-a-value"))
 		Expect(secretValue(ns, "app-config", "user-key")()).To(Equal("kept"))
+	})
+
+	It("merges into a Secret only when the Secret allows it, and picks up the permission by itself", func() {
+		setSecret("optin-src", "optin-value")
+		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "guarded"},
+			Data: map[string][]byte{"password": []byte("theirs")}})).To(Succeed())
+		createVS(ns, "optin", v1alpha1.VaultSecretSpec{
+			Target: v1alpha1.SecretTarget{Name: "guarded", CreationPolicy: v1alpha1.CreationPolicyMerge},
+			Data:   []v1alpha1.DataItem{item("password", "optin-src")}})
+		c := expectNotReady(ns, "optin", "MergeNotAllowed")
+		Expect(c.Message).To(ContainSubstring(secrets.AnnotationMergeAllowed))
+		Consistently(secretValue(ns, "guarded", "password"), 2*time.Second, 100*time.Millisecond).Should(Equal("theirs"))
+
+		By("the Secret's writer allows this VaultSecret: no change to the VaultSecret is needed")
+		s := getSecret(ns, "guarded")
+		s.Annotations = map[string]string{secrets.AnnotationMergeAllowed: "someone-else, optin"}
+		Expect(k8s.Update(ctx, s)).To(Succeed())
+		expectReady(ns, "optin")
+		Expect(secretValue(ns, "guarded", "password")()).To(Equal("optin-value"))
 	})
 
 	It("recovers from TargetConflict when the blocking Secret is deleted", func() {
@@ -208,7 +228,7 @@ func denyDeploymentUpdates(ns string) [2]client.Object {
 				},
 			}}},
 			MatchConditions: []admissionv1.MatchCondition{{Name: "ns", Expression: fmt.Sprintf("request.namespace == %q", ns)}},
-			Validations: []admissionv1.Validation{{Expression: "false", Message: "deployments are frozen by the test"}},
+			Validations:     []admissionv1.Validation{{Expression: "false", Message: "deployments are frozen by the test"}},
 		},
 	}
 	binding := &admissionv1.ValidatingAdmissionPolicyBinding{

@@ -18,6 +18,7 @@ const (
 	ReasonUpdated          = "Updated"
 	ReasonSyncFailed       = "SyncFailed"
 	ReasonTargetConflict   = "TargetConflict"
+	ReasonMergeNotAllowed  = "MergeNotAllowed"
 	ReasonTargetNotFound   = "TargetNotFound"
 	ReasonInvalidSpec      = "InvalidSpec"
 	ReasonWriteFailed      = "SecretWriteFailed"
@@ -48,6 +49,9 @@ func classify(err error) (reason, message string, retry retryMode) {
 		// Retried with backoff: the conflict clears when the other Secret
 		// or VaultSecret goes away, and nothing watches for that.
 		return ReasonTargetConflict, message + "; choose another spec.target.name, or delete the other Secret or VaultSecret (retried on its own)", retryBackoff
+	case errors.Is(err, secrets.ErrMergeNotAllowed):
+		return ReasonMergeNotAllowed, message + "; whoever may write that Secret allows this VaultSecret with: kubectl annotate secret NAME " +
+			secrets.AnnotationMergeAllowed + "=VAULTSECRET (retried on its own)", retryBackoff
 	case errors.Is(err, secrets.ErrTargetMissing):
 		return ReasonTargetNotFound, message + "; creationPolicy Merge writes into an existing Secret: create it first, or use creationPolicy Owner", retryBackoff
 	case errors.Is(err, errInvalidSpec):

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
+	"github.com/vaultsync/vaultsync/internal/secrets"
 	"github.com/vaultsync/vaultsync/test/emulator"
 )
 
@@ -368,8 +369,9 @@ var _ = Describe("VaultSecret", func() {
 		setSecret("merge-a", "A")
 		setSecret("merge-b", "B")
 		Expect(k8s.Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-env"},
-			Data:       map[string][]byte{"theirs": []byte("keep")},
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-env",
+				Annotations: map[string]string{secrets.AnnotationMergeAllowed: "merge"}},
+			Data: map[string][]byte{"theirs": []byte("keep")},
 		})).To(Succeed())
 		createVS(ns, "merge", v1alpha1.VaultSecretSpec{
 			Target: v1alpha1.SecretTarget{Name: "app-env", CreationPolicy: v1alpha1.CreationPolicyMerge},

@@ -278,7 +278,9 @@ type SecretTarget struct {
 	// creationPolicy says who owns the Secret. Owner (the default): the operator creates the
 	// Secret and it is deleted with this VaultSecret. Orphan: the operator creates the Secret
 	// and leaves it in place when this VaultSecret is deleted. Merge: the Secret must already
-	// exist; the operator only adds and updates its own keys and never deletes the Secret.
+	// exist and allow it with the annotation vaultsync.io/merge-allowed (this VaultSecret's
+	// name in a comma-separated list, or "*"), set by whoever may write that Secret; the
+	// operator only adds and updates its own keys and never deletes the Secret.
 	// +kubebuilder:default=Owner
 	// +optional
 	CreationPolicy CreationPolicy `json:"creationPolicy,omitempty"`

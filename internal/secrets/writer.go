@@ -50,6 +50,15 @@ const (
 // ErrConflict means the target Secret exists and is managed by someone else.
 var ErrConflict = errors.New("target Secret is not managed by this VaultSecret")
 
+// ErrMergeNotAllowed means a Merge target does not allow this VaultSecret.
+var ErrMergeNotAllowed = errors.New("target Secret does not allow merges from this VaultSecret")
+
+// AnnotationMergeAllowed on a Secret lists the VaultSecrets (names,
+// comma-separated, or "*" for any) that may merge keys into it. Creating a
+// VaultSecret must not let someone write into Secrets they cannot write
+// themselves: whoever may write the Secret opts in.
+const AnnotationMergeAllowed = "vaultsync.io/merge-allowed"
+
 // ErrTargetMissing means a Merge target does not exist.
 var ErrTargetMissing = errors.New("target Secret does not exist")
 
@@ -154,6 +163,9 @@ func CheckOwnership(existing *corev1.Secret, owner Owner, policy Policy) error {
 		// VaultSecret's keys: merging into it would start a tug of war.
 		if got := existing.Annotations[AnnotationOwner]; got != "" && existing.Labels[LabelManaged] == "true" {
 			return fmt.Errorf("%w: Secret %q is managed by VaultSecret %q (creationPolicy Owner or Orphan)", ErrConflict, existing.Name, got)
+		}
+		if !MergeAllowed(existing, owner.Name) {
+			return fmt.Errorf("%w: Secret %q has no annotation %s naming %q (or \"*\")", ErrMergeNotAllowed, existing.Name, AnnotationMergeAllowed, owner.Name)
 		}
 		return nil
 	}
@@ -459,6 +471,22 @@ func Subset(data map[string][]byte, keys []string) map[string][]byte {
 		}
 	}
 	return out
+}
+
+// MergeAllowed reports whether s lets the VaultSecret name merge into it: its
+// AnnotationMergeAllowed names it or is "*", or that VaultSecret already
+// merged into it (Secrets merged into before the annotation existed keep
+// working).
+func MergeAllowed(s *corev1.Secret, name string) bool {
+	if _, ok := s.Annotations[AnnotationMergePrefix+name]; ok {
+		return true
+	}
+	for _, n := range strings.Split(s.Annotations[AnnotationMergeAllowed], ",") {
+		if n = strings.TrimSpace(n); n == "*" || n == name {
+			return true
+		}
+	}
+	return false
 }
 
 // MergeKeys returns the keys a Merge VaultSecret named name last wrote into s.

@@ -34,6 +34,12 @@ func TestCheckOwnership(t *testing.T) {
 	unmanaged := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "db"}}
 	other := managed(nil)
 	other.Annotations[AnnotationOwner] = "team-a/other"
+	allowing := func(v string) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "db",
+			Annotations: map[string]string{AnnotationMergeAllowed: v}}}
+	}
+	mergedBefore := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "db",
+		Annotations: map[string]string{AnnotationMergePrefix + "db": "a,b"}}}
 	recreated := managed(nil)
 	recreated.OwnerReferences[0].UID = "uid-old"
 	tests := []struct {
@@ -49,7 +55,12 @@ func TestCheckOwnership(t *testing.T) {
 		{"unmanaged secret, orphan", unmanaged, PolicyOrphan, ErrConflict},
 		{"another VaultSecret's secret", other, PolicyOwner, ErrConflict},
 		{"controlled by an older VaultSecret of the same name", recreated, PolicyOwner, ErrConflict},
-		{"merge into an unmanaged secret", unmanaged, PolicyMerge, nil},
+		{"merge into an unmanaged secret that does not allow it", unmanaged, PolicyMerge, ErrMergeNotAllowed},
+		{"merge into a secret that allows this VaultSecret", allowing("other, db"), PolicyMerge, nil},
+		{"merge into a secret that allows any VaultSecret", allowing("*"), PolicyMerge, nil},
+		{"merge into a secret that allows others only", allowing("other"), PolicyMerge, ErrMergeNotAllowed},
+		{"merge into a secret this VaultSecret merged into before", mergedBefore, PolicyMerge, nil},
+		{"merge into another VaultSecret's secret", other, PolicyMerge, ErrConflict},
 		{"merge needs the secret", nil, PolicyMerge, ErrTargetMissing},
 	}
 	for _, tt := range tests {

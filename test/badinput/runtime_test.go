@@ -272,6 +272,15 @@ var runtimeCases = []runtimeCase{
 			s.Target.Name = "missing-merge-target"
 			s.Target.CreationPolicy = v1alpha1.CreationPolicyMerge
 		}},
+	{name: "Merge into a Secret that does not allow it", good: basic, goodData: basicData, reason: "MergeNotAllowed",
+		breakIt: func(c *rc, s *v1alpha1.VaultSecretSpec) {
+			other := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: c.ns, Name: "no-merges-here"}, Data: map[string][]byte{"theirs": []byte("x")}}
+			if err := client.IgnoreAlreadyExists(env.Client.Create(context.Background(), other)); err != nil {
+				c.t.Fatal(err)
+			}
+			s.Target.Name = "no-merges-here"
+			s.Target.CreationPolicy = v1alpha1.CreationPolicyMerge
+		}},
 	{name: "find over more than 10,000 secrets", good: basic, goodData: basicData, reason: "TooManySecrets",
 		breakIt: func(c *rc, s *v1alpha1.VaultSecretSpec) {
 			s.Vault.URL = env.VaultURL(manyVault(c.t))
