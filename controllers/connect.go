@@ -44,6 +44,9 @@ type Connector struct {
 	// SARefresh is how long a ServiceAccount's annotations are trusted
 	// before they are read again (default 5 minutes).
 	SARefresh time.Duration
+	// AuthorityHosts are the authority hosts a Custom cloud may name besides the known
+	// clouds' (--custom-authority-hosts).
+	AuthorityHosts []string
 	// Dev allows the azureCLI method (the operator runs on a developer's machine with --dev).
 	Dev bool
 	// ClusterConnections serves spec.connectionRef to ClusterVaultConnections
@@ -112,6 +115,9 @@ func (c *Connector) connect(ctx context.Context, conn *connection) (*keyvault.Cl
 		return nil, nil, cloud, fmt.Errorf("%w: %s: %v", errInvalidSpec, conn.field("url"), err)
 	}
 	if err := c.allowed(conn); err != nil {
+		return nil, nil, cloud, err
+	}
+	if err := credentials.CheckAuthority(cloud, c.AuthorityHosts); err != nil {
 		return nil, nil, cloud, err
 	}
 	key, create, err := c.credentialFor(ctx, conn, cloud)

@@ -102,6 +102,21 @@ var _ = Describe("Promises under races and failures", func() {
 		Expect(secretValue(ns, "guarded", "password")()).To(Equal("optin-value"))
 	})
 
+	It("sends no credential to a Custom cloud authority host the operator does not trust", func() {
+		conn := &v1alpha1.VaultConnection{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "elsewhere"}, Spec: v1alpha1.VaultConnectionSpec{
+			URL:         "https://kv.vault.cloud.example/",
+			Auth:        v1alpha1.VaultAuth{WorkloadIdentity: &v1alpha1.WorkloadIdentityAuth{ServiceAccountName: "app"}},
+			Cloud:       v1alpha1.CloudCustom,
+			CustomCloud: &v1alpha1.CustomCloud{AuthorityHost: "https://login.cloud.example/", VaultDNSSuffix: "vault.cloud.example"},
+		}}
+		Expect(k8s.Create(ctx, conn)).To(Succeed())
+		createVSExact(ns, "elsewhere", vsVia("", "elsewhere", "v", "anything"))
+		c := expectNotReady(ns, "elsewhere", "AuthorityHostNotAllowed")
+		Expect(c.Message).To(ContainSubstring("login.cloud.example"))
+		Expect(c.Message).To(ContainSubstring("--custom-authority-hosts"))
+		expectConnection(conn, "AuthorityHostNotAllowed")
+	})
+
 	It("recovers from TargetConflict when the blocking Secret is deleted", func() {
 		setSecret("blocked-src", "blocked-value")
 		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "blocked"},

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -71,6 +72,9 @@ type Options struct {
 	// SourceDeleteConfirm is how long after a 404 a second read must still
 	// find a synced object gone before onSourceDeleted Delete acts.
 	SourceDeleteConfirm time.Duration
+	// CustomAuthorityHosts are the Entra ID authority hosts a Custom cloud may name besides
+	// the Azure clouds' own.
+	CustomAuthorityHosts []string
 	// Events, when set, receives Key Vault events (see internal/events) and
 	// turns them into immediate syncs.
 	Events *EventRouter
@@ -114,6 +118,15 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"How long before a synced certificate or secret expires that the ExpiringSoon condition and a Warning event appear.")
 	fs.DurationVar(&o.SourceDeleteConfirm, "source-delete-confirm", o.SourceDeleteConfirm,
 		"With onSourceDeleted: Delete, how long after Key Vault answers 404 a second read must still find the object gone before the Secret is deleted.")
+	fs.Func("custom-authority-hosts", "Comma-separated Entra ID authority host names that a Custom cloud may name "+
+		"besides the Azure clouds' own (credentials are sent there; default: none).", func(v string) error {
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				o.CustomAuthorityHosts = append(o.CustomAuthorityHosts, h)
+			}
+		}
+		return nil
+	})
 	fs.DurationVar(&o.BackoffMax, "retry-max-delay", o.BackoffMax, "Longest delay between retries of a failing VaultSecret.")
 }
 
@@ -162,6 +175,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Clients:     keyvault.NewClientCache(keyvault.DefaultClientCacheSize, kvOpts),
 		CredOptions: &credentials.Options{ClientOptions: o.AzureClientOptions},
 		Dev:         o.Dev,
+
+		AuthorityHosts: o.CustomAuthorityHosts,
 
 		ClusterConnections: o.ClusterConnections,
 		NamespaceSelectors: o.ClusterConnections && o.NamespaceSelectors,

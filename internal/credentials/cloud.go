@@ -102,3 +102,29 @@ func withSlash(s string) string {
 	}
 	return s + "/"
 }
+
+// CheckAuthority refuses a Custom cloud whose authority host is neither one of the known
+// clouds' nor listed in allowed (host names, case-insensitive). A Custom cloud is named by
+// whoever may create a VaultSecret or VaultConnection; without this check they could have the
+// operator send their namespace's ServiceAccount tokens or client secrets to any host.
+func CheckAuthority(c Cloud, allowed []string) error {
+	if c.Name != CloudCustom {
+		return nil
+	}
+	u, err := url.Parse(c.AuthorityHost)
+	if err != nil {
+		return &Error{Kind: ErrAuthorityNotAllowed, Detail: "customCloud.authorityHost is not a URL"}
+	}
+	host := strings.ToLower(u.Hostname())
+	for _, k := range knownClouds {
+		if a, err := url.Parse(k.AuthorityHost); err == nil && a.Hostname() == host {
+			return nil
+		}
+	}
+	for _, h := range allowed {
+		if strings.EqualFold(strings.TrimSpace(h), host) {
+			return nil
+		}
+	}
+	return &Error{Kind: ErrAuthorityNotAllowed, Detail: fmt.Sprintf("customCloud.authorityHost %s is not an authority host this operator trusts", host)}
+}

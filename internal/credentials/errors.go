@@ -22,6 +22,9 @@ var (
 	// ErrMethodNotAllowed means the authentication method may not be used where it is named
 	// (azureCLI without --dev, managedIdentity outside a ClusterVaultConnection, ...).
 	ErrMethodNotAllowed = errors.New("credentials: authentication method not allowed here")
+	// ErrAuthorityNotAllowed means a Custom cloud names an authority host the operator does not
+	// trust: credentials (a ServiceAccount token, a client secret) would be sent to it.
+	ErrAuthorityNotAllowed = errors.New("credentials: authority host not allowed")
 	// ErrSecretNotFound means a Secret holding credential material does not exist.
 	ErrSecretNotFound = errors.New("credentials: credential Secret not found")
 	// ErrSecretKeyNotFound means the Secret exists but lacks the named key (or it is empty).
@@ -43,6 +46,7 @@ const (
 	ReasonMissingClientID               = "MissingClientID"
 	ReasonMissingTenantID               = "MissingTenantID"
 	ReasonAuthMethodNotAllowed          = "AuthMethodNotAllowed"
+	ReasonAuthorityHostNotAllowed       = "AuthorityHostNotAllowed"
 	ReasonCredentialSecretNotFound      = "CredentialSecretNotFound"
 	ReasonCredentialKeyNotFound         = "CredentialKeyNotFound"
 	ReasonClientCertificateUnusable     = "ClientCertificateUnusable"
@@ -135,6 +139,8 @@ func (e *Error) AuthReason() string {
 		return ReasonMissingTenantID
 	case ErrMethodNotAllowed:
 		return ReasonAuthMethodNotAllowed
+	case ErrAuthorityNotAllowed:
+		return ReasonAuthorityHostNotAllowed
 	case ErrSecretNotFound:
 		return ReasonCredentialSecretNotFound
 	case ErrSecretKeyNotFound:
@@ -162,6 +168,8 @@ func (e *Error) AuthHint() string {
 		return "set the tenant id in the spec, or annotate the ServiceAccount with " + AnnotationTenantID
 	case ErrMethodNotAllowed:
 		return "see docs/authentication.md for where each method may be used"
+	case ErrAuthorityNotAllowed:
+		return "the operator sends credentials only to the Azure clouds' own authority hosts and to those its administrator lists with --custom-authority-hosts (chart value customAuthorityHosts)"
 	case ErrSecretNotFound:
 		return fmt.Sprintf("create the Secret %q in namespace %q; credential Secrets are always read from the namespace of the object that names them", e.Secret, e.Namespace)
 	case ErrSecretKeyNotFound:

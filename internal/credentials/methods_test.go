@@ -422,3 +422,18 @@ func TestManagedIdentityKeys(t *testing.T) {
 	g.Expect(ManagedIdentity{ResourceID: "/subscriptions/x"}.Key().String()).To(ContainSubstring("%2Fsubscriptions%2Fx"))
 	g.Expect(AzureCLI{TenantID: tenantID}.Key()).NotTo(Equal(AzureCLI{}.Key()))
 }
+
+// A Custom cloud may name only an authority host the operator trusts: the
+// Azure clouds' own, or one listed by its administrator.
+func TestCheckAuthority(t *testing.T) {
+	g := NewWithT(t)
+	custom := func(h string) Cloud { return Cloud{Name: CloudCustom, AuthorityHost: h, VaultSuffix: "vault.example"} }
+	g.Expect(CheckAuthority(custom("https://login.microsoftonline.us/"), nil)).To(Succeed())
+	g.Expect(CheckAuthority(custom("https://LOGIN.chinacloudapi.cn/"), nil)).To(Succeed())
+	err := CheckAuthority(custom("https://login.attacker.example/"), nil)
+	g.Expect(err).To(MatchError(ErrAuthorityNotAllowed))
+	g.Expect(Reason(err)).To(Equal(ReasonAuthorityHostNotAllowed))
+	g.Expect(Hint(err)).To(ContainSubstring("--custom-authority-hosts"))
+	g.Expect(CheckAuthority(custom("https://login.attacker.example/"), []string{"adfs.corp.example", "Login.Attacker.Example"})).To(Succeed())
+	g.Expect(CheckAuthority(knownClouds[CloudAzurePublic], nil)).To(Succeed(), "only Custom clouds are checked")
+}

@@ -97,6 +97,7 @@ manager:
   retryMaxDelay: 10m
   kubeAPIQPS: 20
   kubeAPIBurst: 40
+  customAuthorityHosts: [adfs.local.azurestack.external, login.corp.example]
   logLevel: debug
   extraArgs: ["--enable-http2=false"]
 `
@@ -572,6 +573,7 @@ func TestTemplateExtras(t *testing.T) {
 		"--retry-max-delay=10m",
 		"--kube-api-qps=20",
 		"--kube-api-burst=40",
+		"--custom-authority-hosts=adfs.local.azurestack.external,login.corp.example",
 		"--zap-log-level=debug",
 		"--enable-http2=false",
 	))
@@ -579,7 +581,7 @@ func TestTemplateExtras(t *testing.T) {
 	// Unset tuning values leave the binary's defaults alone.
 	args := renderChart(t, valuesDefault).deployment(t).Spec.Template.Spec.Containers[0].Args
 	for _, flag := range []string{"--max-concurrent-reconciles", "--vault-requests", "--vault-interval",
-		"--coalesce-window", "--retry-max-delay", "--kube-api-qps", "--kube-api-burst"} {
+		"--coalesce-window", "--retry-max-delay", "--kube-api-qps", "--kube-api-burst", "--custom-authority-hosts"} {
 		g.Expect(args).NotTo(ContainElement(HavePrefix(flag)))
 	}
 }
