@@ -425,7 +425,9 @@ func (r *VaultSecretReconciler) sourceDeleted(ctx context.Context, vs *v1alpha1.
 			Message: fmt.Sprintf("%s; reading it again in %s before deleting the Secret (onSourceDeleted: Delete)", marker, wait)})
 		return wait, true
 	}
-	if left := prev.LastTransitionTime.Add(wait).Sub(r.now()); left > 0 {
+	// The condition's time has a resolution of seconds (it is truncated when
+	// status is written): one more second keeps the full delay.
+	if left := prev.LastTransitionTime.Add(wait + time.Second).Sub(r.now()); left > 0 {
 		return left, true // a read came early (a force-sync, an event): wait for the full delay
 	}
 	if err := r.Writer.Remove(ctx, secretsOwner(vs), vs.TargetName(), vs.CreationPolicyOrDefault() == v1alpha1.CreationPolicyMerge); err != nil {
