@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
@@ -32,37 +33,49 @@ type fixedVaults struct{ v Vault }
 
 func (f fixedVaults) For(context.Context, *v1alpha1.VaultSecret) (Vault, error) { return f.v, nil }
 
-// A Key Vault event must survive a reconcile that could not read the vault
-// (all its slots taken): the next reconcile still reads afresh for it.
-func TestEventHintSurvivesABusyVault(t *testing.T) {
-	g := NewWithT(t)
-	ctx := context.Background()
+// upToDate returns a fake client holding VaultSecret team-a/db, synced and
+// Ready at generation gen with refreshPolicy OnChange, and its Secret; edit
+// changes the VaultSecret's status before the client is built.
+func upToDate(g Gomega, key []byte, gen int64, edit func(*v1alpha1.VaultSecretStatus)) client.Client {
 	scheme := runtime.NewScheme()
 	g.Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
 	g.Expect(v1alpha1.AddToScheme(scheme)).To(Succeed())
-
-	key := []byte("hints-test-hash-key-of-32-bytes!")
 	data := map[string][]byte{"password": []byte("s3cret")}
-	now := time.Now()
 	vs := &v1alpha1.VaultSecret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "db", UID: "uid-1", Generation: 1},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "db", UID: "uid-1", Generation: gen},
 		Spec: v1alpha1.VaultSecretSpec{
 			Vault:         &v1alpha1.VaultRef{URL: "https://demo.vault.azure.net/"},
 			RefreshPolicy: v1alpha1.RefreshOnChange,
 			Data:          []v1alpha1.DataItem{{Key: "password", Remote: v1alpha1.RemoteRef{Name: "DbPassword"}}},
 		},
 	}
-	vs.Status = v1alpha1.VaultSecretStatus{ObservedGeneration: 1, SyncedGeneration: 1, SyncedVault: "demo.vault.azure.net",
-		DataHash: secrets.Hash(key, data), LastSyncTime: &metav1.Time{Time: now}}
+	vs.Status = v1alpha1.VaultSecretStatus{ObservedGeneration: gen, DataHash: secrets.Hash(key, data)}
 	meta.SetStatusCondition(&vs.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady,
-		Status: metav1.ConditionTrue, Reason: ReasonSynced, ObservedGeneration: 1})
+		Status: metav1.ConditionTrue, Reason: ReasonSynced, ObservedGeneration: gen})
+	if edit != nil {
+		edit(&vs.Status)
+	}
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "db",
 			Labels:      map[string]string{secrets.LabelManaged: "true"},
 			Annotations: map[string]string{secrets.AnnotationOwner: "team-a/db"}},
 		Type: corev1.SecretTypeOpaque, Data: data,
 	}
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(vs, secret).WithStatusSubresource(vs).Build()
+	return fake.NewClientBuilder().WithScheme(scheme).WithObjects(vs, secret).WithStatusSubresource(vs).Build()
+}
+
+// A Key Vault event must survive a reconcile that could not read the vault
+// (all its slots taken): the next reconcile still reads afresh for it.
+func TestEventHintSurvivesABusyVault(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	key := []byte("hints-test-hash-key-of-32-bytes!")
+	c := upToDate(g, key, 1, func(st *v1alpha1.VaultSecretStatus) {
+		st.SyncedGeneration, st.SyncedVault = 1, "demo.vault.azure.net"
+		st.LastSyncTime = &metav1.Time{Time: time.Now()}
+	})
+	vs := &v1alpha1.VaultSecret{}
+	g.Expect(c.Get(ctx, types.NamespacedName{Namespace: "team-a", Name: "db"}, vs)).To(Succeed())
 
 	vault := hostedVault{fakeVault: newFake(), host: "demo.vault.azure.net"}
 	router := NewEventRouter()
@@ -135,29 +148,8 @@ func TestAuditSubjectSpellsTheMethodAsTheAPI(t *testing.T) {
 func TestSyncedVaultIsBackfilled(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	scheme := runtime.NewScheme()
-	g.Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
-	g.Expect(v1alpha1.AddToScheme(scheme)).To(Succeed())
 	key := []byte("hints-test-hash-key-of-32-bytes!")
-	data := map[string][]byte{"password": []byte("s3cret")}
-	vs := &v1alpha1.VaultSecret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "db", UID: "uid-1", Generation: 3},
-		Spec: v1alpha1.VaultSecretSpec{
-			Vault:         &v1alpha1.VaultRef{URL: "https://demo.vault.azure.net/"},
-			RefreshPolicy: v1alpha1.RefreshOnChange,
-			Data:          []v1alpha1.DataItem{{Key: "password", Remote: v1alpha1.RemoteRef{Name: "DbPassword"}}},
-		},
-		Status: v1alpha1.VaultSecretStatus{ObservedGeneration: 3, DataHash: secrets.Hash(key, data)},
-	}
-	meta.SetStatusCondition(&vs.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady,
-		Status: metav1.ConditionTrue, Reason: ReasonSynced, ObservedGeneration: 3})
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "db",
-			Labels:      map[string]string{secrets.LabelManaged: "true"},
-			Annotations: map[string]string{secrets.AnnotationOwner: "team-a/db"}},
-		Type: corev1.SecretTypeOpaque, Data: data,
-	}
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(vs, secret).WithStatusSubresource(vs).Build()
+	c := upToDate(g, key, 3, nil) // written before syncedVault and syncedGeneration existed
 	vault := hostedVault{fakeVault: newFake(), host: "demo.vault.azure.net"}
 	r := &VaultSecretReconciler{Client: c, Writer: &secrets.Writer{Client: c}, Vaults: fixedVaults{vault}, HashKey: key}
 	_, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "team-a", Name: "db"}})

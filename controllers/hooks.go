@@ -254,7 +254,12 @@ func specVaultHost(vs *v1alpha1.VaultSecret) string {
 	if vs.Spec.Vault == nil {
 		return ""
 	}
-	u, err := url.Parse(vs.Spec.Vault.URL)
+	return urlHost(vs.Spec.Vault.URL)
+}
+
+// urlHost is the host name of a vault URL ("" when it does not parse).
+func urlHost(raw string) string {
+	u, err := url.Parse(raw)
 	if err != nil {
 		return ""
 	}

@@ -88,5 +88,5 @@ func restoreHost(ctx context.Context, c client.Reader, vs *v1alpha1.VaultSecret,
 		}
 		url = vc.Spec.URL
 	}
-	return specVaultHost(&v1alpha1.VaultSecret{Spec: v1alpha1.VaultSecretSpec{Vault: &v1alpha1.VaultRef{URL: url}}})
+	return urlHost(url)
 }

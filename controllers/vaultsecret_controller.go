@@ -112,7 +112,6 @@ func (r *VaultSecretReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, fmt.Errorf("reading target Secret: %w", err)
 	}
 	now := r.now()
-	r.restoreExpiry(vs)
 	due, why, fresh := r.syncDue(ctx, vs, existing, now)
 	hintSeq, hinted := r.Events.pending(req.String())
 	if hinted && (!due || !fresh) {

@@ -142,14 +142,7 @@ func (w *Writer) Get(ctx context.Context, namespace, name string) (*corev1.Secre
 	if w.Live == nil {
 		return nil, nil
 	}
-	err = w.Live.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &s)
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &s, nil
+	return w.live(ctx, namespace, name)
 }
 
 // CheckOwnership reports ErrConflict when existing (which may be nil) is a

@@ -133,13 +133,7 @@ func (r *replica) restart() *replica {
 	seq++
 	next := &replica{name: r.name, events: r.events, metrics: r.metrics,
 		log: strings.Replace(r.log, fmt.Sprintf("-%s-", r.name), fmt.Sprintf("-%s-r%d-", r.name, seq), 1)}
-	var err error
-	next.proc, err = localenv.StartManager(localenv.ManagerOptions{
-		Binary: bins.Manager, Kubeconfig: cp.Kubeconfig, Env: emu.ClientEnv(), LogFile: next.log,
-		Args: replicaArgs(next),
-	})
-	Expect(err).NotTo(HaveOccurred())
-	running = append(running, next)
+	next.launch()
 	return next
 }
 

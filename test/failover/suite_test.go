@@ -139,21 +139,23 @@ func startReplica(name string) *replica {
 	seq++
 	r := &replica{name: name, log: filepath.Join(dir, fmt.Sprintf("manager-%s-%d.log", name, seq)),
 		events: freeAddr(), metrics: freeAddr()}
-	var err error
-	r.proc, err = localenv.StartManager(localenv.ManagerOptions{
-		Binary:     bins.Manager,
-		Kubeconfig: cp.Kubeconfig,
-		Env:        emu.ClientEnv(),
-		LogFile:    r.log,
-		Args:       replicaArgs(r),
-	})
-	Expect(err).NotTo(HaveOccurred())
-	running = append(running, r)
+	r.launch()
 	Expect(localenv.WaitForLog(ctx, r.proc, r.log, "starting vaultsync", time.Minute)).To(Succeed())
 	return r
 }
 
-func replicaArgs(r *replica) []string {
+// launch starts the manager process of r.
+func (r *replica) launch() {
+	GinkgoHelper()
+	var err error
+	r.proc, err = localenv.StartManager(localenv.ManagerOptions{
+		Binary: bins.Manager, Kubeconfig: cp.Kubeconfig, Env: emu.ClientEnv(), LogFile: r.log, Args: r.args(),
+	})
+	Expect(err).NotTo(HaveOccurred())
+	running = append(running, r)
+}
+
+func (r *replica) args() []string {
 	return []string{
 		"--leader-elect", "--leader-election-namespace", localenv.OperatorNamespace,
 		"--events-bind-address", r.events,
