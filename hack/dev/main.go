@@ -184,7 +184,7 @@ func up(l layout, bins localenv.Binaries, skipBuild bool, out io.Writer) error {
 			return fmt.Errorf("the dev environment was not ready within 5 minutes; stopping it (log: %s)", l.serveLog())
 		case <-ctx.Done():
 			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
-			<-exited
+			<-exited //nolint:errcheck // waiting for the exit; the SIGTERM we sent is its cause
 			return errors.New("interrupted; the dev environment is stopped")
 		case <-tick.C:
 		}
