@@ -2,7 +2,6 @@ package emulator
 
 import (
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -548,10 +547,4 @@ func checkLoopbackAddr(addr string) error {
 		return fmt.Errorf("listen address %q is not loopback; the emulator only binds 127.0.0.1, ::1 or localhost", addr)
 	}
 	return nil
-}
-
-// jsonString returns the JSON text of v (for fields kept as raw JSON).
-func jsonString(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
 }
