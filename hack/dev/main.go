@@ -111,7 +111,7 @@ func running(l layout) (int, bool) {
 	// A reused pid belongs to some other program: only ours has "serve"
 	// and our --dir on its command line.
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err == nil && !(strings.Contains(string(cmdline), "serve") && strings.Contains(string(cmdline), l.dir)) {
+	if err == nil && (!strings.Contains(string(cmdline), "serve") || !strings.Contains(string(cmdline), l.dir)) {
 		return 0, false
 	}
 	return pid, true

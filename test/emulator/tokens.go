@@ -309,7 +309,7 @@ func (s *jwksSource) fetch(ctx context.Context) ([]publicKey, error) {
 
 // verifyWithKeys checks a JWT's signature against candidate keys (by kid when the token has one).
 func verifyWithKeys(raw string, keys []publicKey, methods []string) (jwt.MapClaims, error) {
-	var lastErr error = errors.New("no signing key")
+	lastErr := errors.New("no signing key")
 	for _, k := range keys {
 		claims := jwt.MapClaims{}
 		_, err := jwt.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
