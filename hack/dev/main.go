@@ -178,7 +178,7 @@ func up(l layout, bins localenv.Binaries, skipBuild bool, out io.Writer) error {
 		select {
 		case err := <-exited:
 			relay()
-			return fmt.Errorf("the dev environment did not start (%v); its log is %s", err, l.serveLog())
+			return fmt.Errorf("the dev environment did not start (%v); its log is %s", err, l.serveLog()) //nolint:errorlint // err is nil on a clean exit: %w would print %!w(<nil>)
 		case <-deadline:
 			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
 			return fmt.Errorf("the dev environment was not ready within 5 minutes; stopping it (log: %s)", l.serveLog())

@@ -264,7 +264,7 @@ func parseClientCertificate(cc ClientCertificate, baseDir string) ([]*x509.Certi
 	if cc.File != "" {
 		b, err := os.ReadFile(resolvePath(baseDir, cc.File))
 		if err != nil {
-			return nil, fmt.Errorf("file: %v", err)
+			return nil, fmt.Errorf("file: %w", err)
 		}
 		data = b
 	}
@@ -280,7 +280,7 @@ func parseClientCertificate(cc ClientCertificate, baseDir string) ([]*x509.Certi
 		}
 		c, err := x509.ParseCertificate(blk.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("bad certificate: %v", err)
+			return nil, fmt.Errorf("bad certificate: %w", err)
 		}
 		certs = append(certs, c)
 	}
