@@ -328,7 +328,7 @@ func capVerbosity(enabler zapcore.LevelEnabler, development bool, max int) zapco
 		}
 		return zapcore.InfoLevel
 	}
-	floor := zapcore.Level(-max)
+	floor := zapcore.Level(-max) //nolint:gosec // G115: max is the constant maxVerbosity (6); zap levels are int8
 	return cappedLevel{floor: floor, enabler: enabler}
 }
 

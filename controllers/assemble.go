@@ -133,12 +133,12 @@ func find(ctx context.Context, vault Vault, i int, f *v1alpha1.FindSpec, data ma
 	var err error
 	if f.NameRegex != "" {
 		if nameRe, err = regexp.Compile(f.NameRegex); err != nil {
-			return &itemError{What: what, Err: fmt.Errorf("%w: nameRegex does not compile: %v", errInvalidSpec, err)}
+			return &itemError{What: what, Err: fmt.Errorf("%w: nameRegex does not compile: %v", errInvalidSpec, err)} //nolint:errorlint // %v on purpose: the sentinel classifies, the cause is text only (errors.As downstream must not see it)
 		}
 	}
 	if f.Rewrite != nil {
 		if rewriteRe, err = regexp.Compile(f.Rewrite.Regex); err != nil {
-			return &itemError{What: what, Err: fmt.Errorf("%w: rewrite.regex does not compile: %v", errInvalidSpec, err)}
+			return &itemError{What: what, Err: fmt.Errorf("%w: rewrite.regex does not compile: %v", errInvalidSpec, err)} //nolint:errorlint // %v on purpose: the sentinel classifies, the cause is text only (errors.As downstream must not see it)
 		}
 	}
 	infos, err := vault.ListSecrets(ctx)

@@ -112,7 +112,7 @@ func connectionChanged(ctx context.Context, v VaultClients, vs *v1alpha1.VaultSe
 func (c *Connector) connect(ctx context.Context, conn *connection) (*keyvault.Client, azcore.TokenCredential, credentials.Cloud, error) {
 	cloud, err := credentials.ResolveCloud(conn.Cloud, conn.URL, c.getenv)
 	if err != nil {
-		return nil, nil, cloud, fmt.Errorf("%w: %s: %v", errInvalidSpec, conn.field("url"), err)
+		return nil, nil, cloud, fmt.Errorf("%w: %s: %v", errInvalidSpec, conn.field("url"), err) //nolint:errorlint // %v on purpose: the sentinel classifies, the cause is text only (errors.As downstream must not see it)
 	}
 	if err := c.allowed(conn); err != nil {
 		return nil, nil, cloud, err
@@ -131,7 +131,7 @@ func (c *Connector) connect(ctx context.Context, conn *connection) (*keyvault.Cl
 	c.remember(conn, key)
 	client, err := c.Clients.Get(conn.URL, cred, key.String())
 	if err != nil {
-		return nil, nil, cloud, fmt.Errorf("%w: %s: %v", errInvalidSpec, conn.field("url"), err)
+		return nil, nil, cloud, fmt.Errorf("%w: %s: %v", errInvalidSpec, conn.field("url"), err) //nolint:errorlint // %v on purpose: the sentinel classifies, the cause is text only (errors.As downstream must not see it)
 	}
 	return client, cred, cloud, nil
 }

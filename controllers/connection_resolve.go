@@ -163,7 +163,7 @@ func (c *Connector) namespaceAllowed(ctx context.Context, a *v1alpha1.AllowedNam
 	}
 	sel, err := metav1.LabelSelectorAsSelector(a.Selector)
 	if err != nil {
-		return false, fmt.Errorf("%w: spec.allowedNamespaces.selector: %v", errInvalidSpec, err)
+		return false, fmt.Errorf("%w: spec.allowedNamespaces.selector: %v", errInvalidSpec, err) //nolint:errorlint // %v on purpose: the sentinel classifies, the cause is text only (errors.As downstream must not see it)
 	}
 	if sel.Empty() {
 		return true, nil

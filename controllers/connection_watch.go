@@ -30,7 +30,7 @@ const (
 	indexConnectionRef = "vaultsync.io/connectionRef"
 	// indexCredentialSecrets indexes VaultSecrets (inline vault) and VaultConnections by the
 	// names of the credential Secrets their auth reads.
-	indexCredentialSecrets = "vaultsync.io/credentialSecrets"
+	indexCredentialSecrets = "vaultsync.io/credentialSecrets" //nolint:gosec // G101: a field-index name, not a credential
 )
 
 // secretMetadataCache is a cache of Secret metadata only. GetCache puts it into the manager's

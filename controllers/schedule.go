@@ -32,7 +32,7 @@ func refreshSlot(vs *v1alpha1.VaultSecret, now time.Time, interval time.Duration
 	if interval <= 0 {
 		return now
 	}
-	phase := int64(readsHash(vs) % uint64(interval))
+	phase := int64(readsHash(vs) % uint64(interval)) //nolint:gosec // G115: interval > 0 here and the remainder is below it, so it fits an int64
 	base := now.Add(interval / 2).UnixNano()
 	off := (base - phase) % int64(interval)
 	if off < 0 {

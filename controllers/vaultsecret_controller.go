@@ -438,7 +438,7 @@ func (r *VaultSecretReconciler) now() time.Time {
 // jitter spreads refreshes by ±10%, so VaultSecrets created together do not
 // hit Key Vault together forever.
 func jitter(d time.Duration) time.Duration {
-	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
+	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64())) //nolint:gosec // G404: jitter spreads load; it guards nothing
 }
 
 func secretsOwner(vs *v1alpha1.VaultSecret) secrets.Owner {

@@ -56,5 +56,5 @@ func (s *vaultSlots) acquire(v Vault) (release func(), ok bool) {
 // slotRetry is how long a VaultSecret whose vault had no free slot waits
 // before it tries again: about half a second, spread.
 func slotRetry() time.Duration {
-	return 400*time.Millisecond + rand.N(200*time.Millisecond)
+	return 400*time.Millisecond + rand.N(200*time.Millisecond) //nolint:gosec // G404: jitter spreads load; it guards nothing
 }

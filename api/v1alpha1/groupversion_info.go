@@ -35,7 +35,8 @@ var (
 	GroupVersion = schema.GroupVersion{Group: "vaultsync.io", Version: "v1alpha1"}
 
 	// SchemeBuilder registers the Go types of this package with a runtime.Scheme.
-	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+	// kubebuilder's scaffold; moving to runtime.NewSchemeBuilder changes the exported API of this package.
+	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion} //nolint:staticcheck // SA1019: see above
 
 	// AddToScheme adds the types of this group-version to a scheme.
 	AddToScheme = SchemeBuilder.AddToScheme

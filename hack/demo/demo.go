@@ -88,7 +88,7 @@ func (d *demo) step(ctx context.Context, title string, fn func(context.Context) 
 	detail, err := fn(ctx)
 	if err != nil {
 		if ctx.Err() != nil && !strings.Contains(err.Error(), ctx.Err().Error()) {
-			err = fmt.Errorf("%w (%v)", err, context.Cause(ctx))
+			err = fmt.Errorf("%w (%v)", err, context.Cause(ctx)) //nolint:errorlint // the cause is a note: the step failed with err, not with the cancellation
 		}
 		return &stepError{step: title, err: err}
 	}
@@ -168,7 +168,7 @@ func (d *demo) rotate(ctx context.Context, before rotation) error {
 	if err := d.step(ctx, "waiting for the new version to reach Secret "+rotateVaultSecret, func(ctx context.Context) (string, error) {
 		err := localenv.Poll(ctx, time.Minute, 100*time.Millisecond, func() (bool, error) {
 			if exited, err := d.env.Manager.Exited(); exited {
-				return false, fmt.Errorf("the operator exited (%v)", err)
+				return false, fmt.Errorf("the operator exited (%v)", err) //nolint:errorlint // err is nil on a clean exit: %w would print %!w(<nil>)
 			}
 			vs := &v1alpha1.VaultSecret{}
 			if err := d.env.K8s.Get(ctx, client.ObjectKey{Namespace: d.namespace, Name: rotateVaultSecret}, vs); err != nil {

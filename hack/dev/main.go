@@ -111,7 +111,7 @@ func running(l layout) (int, bool) {
 	// A reused pid belongs to some other program: only ours has "serve"
 	// and our --dir on its command line.
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err == nil && !(strings.Contains(string(cmdline), "serve") && strings.Contains(string(cmdline), l.dir)) {
+	if err == nil && (!strings.Contains(string(cmdline), "serve") || !strings.Contains(string(cmdline), l.dir)) {
 		return 0, false
 	}
 	return pid, true
@@ -178,13 +178,13 @@ func up(l layout, bins localenv.Binaries, skipBuild bool, out io.Writer) error {
 		select {
 		case err := <-exited:
 			relay()
-			return fmt.Errorf("the dev environment did not start (%v); its log is %s", err, l.serveLog())
+			return fmt.Errorf("the dev environment did not start (%v); its log is %s", err, l.serveLog()) //nolint:errorlint // err is nil on a clean exit: %w would print %!w(<nil>)
 		case <-deadline:
 			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
 			return fmt.Errorf("the dev environment was not ready within 5 minutes; stopping it (log: %s)", l.serveLog())
 		case <-ctx.Done():
 			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
-			<-exited
+			<-exited //nolint:errcheck // waiting for the exit; the SIGTERM we sent is its cause
 			return errors.New("interrupted; the dev environment is stopped")
 		case <-tick.C:
 		}

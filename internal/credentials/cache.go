@@ -53,7 +53,7 @@ func Fingerprint(material ...[]byte) string {
 		var n [8]byte
 		l := uint64(len(m))
 		for i := range n {
-			n[i] = byte(l >> (8 * i))
+			n[i] = byte(l >> (8 * i)) //nolint:gosec // G115: taking the low byte is the point (little-endian length prefix)
 		}
 		h.Write(n[:])
 		h.Write(m)

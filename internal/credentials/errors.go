@@ -48,7 +48,7 @@ const (
 	ReasonAuthMethodNotAllowed          = "AuthMethodNotAllowed"
 	ReasonAuthorityHostNotAllowed       = "AuthorityHostNotAllowed"
 	ReasonCredentialSecretNotFound      = "CredentialSecretNotFound"
-	ReasonCredentialKeyNotFound         = "CredentialKeyNotFound"
+	ReasonCredentialKeyNotFound         = "CredentialKeyNotFound" //nolint:gosec // G101: a condition reason, not a credential
 	ReasonClientCertificateUnusable     = "ClientCertificateUnusable"
 	ReasonOperatorIdentityNotConfigured = "OperatorIdentityNotConfigured"
 	ReasonFederatedCredentialMismatch   = "FederatedCredentialMismatch"
@@ -103,7 +103,7 @@ func (e *Error) Error() string {
 		msg += fmt.Sprintf(" (%s)", e.Method)
 	}
 	switch {
-	case e.Kind == ErrFederatedCredentialMismatch && e.AADSTS != "":
+	case e.Kind == ErrFederatedCredentialMismatch && e.AADSTS != "": //nolint:errorlint // Kind holds a bare sentinel, never a wrapped error: == is exact
 		msg += " (AADSTS" + e.AADSTS
 		if e.Detail != "" {
 			msg += ": " + e.Detail
@@ -112,7 +112,7 @@ func (e *Error) Error() string {
 	case e.Detail != "":
 		msg += ": " + e.Detail
 	}
-	if e.Err != nil && e.Kind != ErrFederatedCredentialMismatch {
+	if e.Err != nil && e.Kind != ErrFederatedCredentialMismatch { //nolint:errorlint // Kind holds a bare sentinel, never a wrapped error: == is exact
 		msg += ": " + e.Err.Error()
 	}
 	return msg
@@ -128,6 +128,7 @@ func (e *Error) Unwrap() []error {
 
 // AuthReason returns a fixed CamelCase condition reason.
 func (e *Error) AuthReason() string {
+	//nolint:errorlint // Kind holds a bare sentinel, never a wrapped error: == is exact
 	switch e.Kind {
 	case ErrServiceAccountNotFound:
 		return ReasonServiceAccountNotFound
@@ -157,6 +158,7 @@ func (e *Error) AuthReason() string {
 
 // AuthHint returns the user's next step.
 func (e *Error) AuthHint() string {
+	//nolint:errorlint // Kind holds a bare sentinel, never a wrapped error: == is exact
 	switch e.Kind {
 	case ErrServiceAccountNotFound:
 		return fmt.Sprintf("create the ServiceAccount %q in namespace %q, or reference an existing one", e.ServiceAccount, e.Namespace)

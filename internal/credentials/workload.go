@@ -26,7 +26,7 @@ const (
 	// AnnotationTenantID is the ServiceAccount annotation of the Entra tenant id.
 	AnnotationTenantID = "azure.workload.identity/tenant-id"
 	// TokenAudience is the audience Entra ID expects in federated service-account tokens.
-	TokenAudience = "api://AzureADTokenExchange"
+	TokenAudience = "api://AzureADTokenExchange" //nolint:gosec // G101: the public audience Entra ID expects, not a credential
 	// TokenExpiration is the lifetime requested for service-account tokens (the API minimum is 10 min).
 	TokenExpiration = time.Hour
 	// MethodWorkloadIdentity is the Key.Method of workload identity credentials.

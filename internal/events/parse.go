@@ -129,7 +129,7 @@ func Parse(contentType string, body []byte) (*Batch, error) {
 		switch {
 		case len(body) > 0 && body[0] == '[':
 			if err := json.Unmarshal(body, &raws); err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrMalformed, jsonError(err))
+				return nil, fmt.Errorf("%w: %v", ErrMalformed, jsonError(err)) //nolint:errorlint // %v on purpose: the sentinel classifies, the cause is text only (errors.As downstream must not see it)
 			}
 		case len(body) > 0 && body[0] == '{' && mt == ContentTypeJSON:
 			raws = []json.RawMessage{body}
@@ -149,7 +149,7 @@ func Parse(contentType string, body []byte) (*Batch, error) {
 	for i, raw := range raws {
 		env, err := decodeEnvelope(raw, mt)
 		if err != nil {
-			return nil, fmt.Errorf("%w: event %d: %v", ErrMalformed, i, err)
+			return nil, fmt.Errorf("%w: event %d: %v", ErrMalformed, i, err) //nolint:errorlint // %v on purpose: the sentinel classifies, the cause is text only (errors.As downstream must not see it)
 		}
 		if b.Schema == "" {
 			b.Schema = env.schema

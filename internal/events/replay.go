@@ -66,9 +66,3 @@ func (c *replayCache) drop() {
 		c.head = 0
 	}
 }
-
-func (c *replayCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.seen)
-}

@@ -117,7 +117,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	// ctx is done: keep its values (logger), drop its cancellation, bound the shutdown by timeout.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	err := srv.Shutdown(sctx)
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {

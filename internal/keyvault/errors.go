@@ -157,6 +157,7 @@ func Retryable(err error) bool {
 	if !errors.As(err, &e) {
 		return err != nil
 	}
+	//nolint:errorlint // Kind holds a bare sentinel, never a wrapped error: == is exact
 	switch e.Kind {
 	case ErrTransient, ErrThrottled, ErrUnexpected:
 		return true

@@ -62,6 +62,7 @@ func Reason(err error) string {
 	if !errors.As(err, &e) {
 		return ReasonKeyVaultError
 	}
+	//nolint:errorlint // Kind holds a bare sentinel, never a wrapped error: == is exact
 	switch e.Kind {
 	case ErrNotFound:
 		return byType(e.Type, ReasonSecretNotFound, ReasonCertificateNotFound, ReasonKeyNotFound)

@@ -86,7 +86,7 @@ func (l *Label) Start(ctx context.Context) error {
 	<-ctx.Done()
 	// Best effort: a leader that stops leading usually exits right after, and
 	// its next start clears the label anyway (Clear).
-	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := l.patch(cctx, nil); err != nil {
 		l.Logger.Error(err, "removing the leader label on stepping down failed; the next start removes it", "pod", l.Namespace+"/"+l.Name)

@@ -124,7 +124,7 @@ func TestStartRetriesUntilThePodCanBePatched(t *testing.T) {
 		return p.Labels[key] == Value
 	})
 	cancel()
-	<-done
+	<-done //nolint:errcheck // waits for Start to return; its error is not under test here
 }
 
 func TestNeedsLeaderElection(t *testing.T) {

@@ -215,7 +215,7 @@ func parsePEMKey(block *pem.Block, n int) (crypto.PrivateKey, error) {
 	}
 	if err != nil {
 		// x509's messages describe the structure only, never key material.
-		return nil, fmt.Errorf("%w: PEM block %d (%s) cannot be read: %v", ErrUnsupportedKey, n, block.Type, err)
+		return nil, fmt.Errorf("%w: PEM block %d (%s) cannot be read: %v", ErrUnsupportedKey, n, block.Type, err) //nolint:errorlint // %v on purpose: the sentinel classifies, the cause is text only (errors.As downstream must not see it)
 	}
 	return key, nil
 }

@@ -225,7 +225,7 @@ func (g *issuerGraph) pickLeaf(key crypto.PrivateKey) (int, error) {
 		if !g.issuesOthers(i) {
 			score += 2
 		}
-		if c := g.certs[i]; !(c.BasicConstraintsValid && c.IsCA) {
+		if c := g.certs[i]; !c.BasicConstraintsValid || !c.IsCA {
 			score++
 		}
 		if score > bestScore {

@@ -114,7 +114,7 @@ func (c *Certificate) TLSData() (map[string][]byte, error) {
 	// The leaf matches the key by construction; this also refuses key types
 	// that TLS cannot use (an X25519 certificate, for example).
 	if _, err := tls.X509KeyPair(crt, key); err != nil {
-		return nil, fmt.Errorf("%w: %q and its key cannot be used for TLS: %v", ErrUnsupportedKey, certName(c.Chain.Leaf), err)
+		return nil, fmt.Errorf("%w: %q and its key cannot be used for TLS: %v", ErrUnsupportedKey, certName(c.Chain.Leaf), err) //nolint:errorlint // %v on purpose: the sentinel classifies, the cause is text only (errors.As downstream must not see it)
 	}
 	out := map[string][]byte{KeyTLSCert: crt, KeyTLSKey: key}
 	if ca := c.Chain.CA(); ca != nil {

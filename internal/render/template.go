@@ -75,7 +75,7 @@ func RenderTemplates(tmpl map[string]string, values map[string][]byte) (map[stri
 		w := &limitedBuffer{limit: MaxTemplateOutput}
 		if err := t.Execute(w, data); err != nil {
 			if errors.Is(err, errOutputTooLarge) || w.exceeded {
-				return nil, fmt.Errorf("%w: template for key %q: %v", ErrTemplateExecute, key, errOutputTooLarge)
+				return nil, fmt.Errorf("%w: template for key %q: %v", ErrTemplateExecute, key, errOutputTooLarge) //nolint:errorlint // %v on purpose: the sentinel classifies, the cause is text only (errors.As downstream must not see it)
 			}
 			return nil, fmt.Errorf("%w: template for key %q: %s", ErrTemplateExecute, key, redact(err.Error(), data))
 		}
@@ -88,7 +88,7 @@ func parseTemplate(key, text string) (*template.Template, error) {
 	t, err := template.New(key).Option("missingkey=error").Funcs(templateFuncs()).Parse(text)
 	if err != nil {
 		// Parse errors quote template text, which is spec, not data.
-		return nil, fmt.Errorf("%w: template for key %q: %v", ErrTemplateParse, key, err)
+		return nil, fmt.Errorf("%w: template for key %q: %v", ErrTemplateParse, key, err) //nolint:errorlint // %v on purpose: the sentinel classifies, the cause is text only (errors.As downstream must not see it)
 	}
 	if len(t.Templates()) > 1 {
 		return nil, fmt.Errorf("%w: template for key %q: {{define}} and {{block}} are not allowed", ErrTemplateParse, key)
@@ -97,7 +97,7 @@ func parseTemplate(key, text string) (*template.Template, error) {
 		return t, nil
 	}
 	if err := checkTree(t.Tree, t.Root, false, false); err != nil {
-		return nil, fmt.Errorf("%w: template for key %q: %v", ErrTemplateParse, key, err)
+		return nil, fmt.Errorf("%w: template for key %q: %v", ErrTemplateParse, key, err) //nolint:errorlint // %v on purpose: the sentinel classifies, the cause is text only (errors.As downstream must not see it)
 	}
 	return t, nil
 }

@@ -291,7 +291,7 @@ func (b *bench) refreshCycle(ctx context.Context, mgr *harness.Manager, r *runIn
 	tokens := b.env.Emu.Count(emulator.LogFilter{Service: "entra", Operation: "Token", Since: since})
 	var first, last time.Time
 	for k, s := range b.states(r.ns) {
-		if s.Syncs < 2 || snap[k] == s.LastSync {
+		if s.Syncs < 2 || snap[k].Equal(s.LastSync) {
 			continue
 		}
 		if first.IsZero() || s.LastSync.Before(first) {

@@ -56,10 +56,6 @@ const (
 	alwaysDirect = "$(KUBERNETES_SERVICE_HOST),.svc,.cluster.local,169.254.169.254"
 )
 
-// egressEnvNames are the variables the proxy and CA values render.
-var egressEnvNames = []string{"HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "SSL_CERT_DIR", "SSL_CERT_FILE",
-	"https_proxy", "http_proxy", "no_proxy"}
-
 // envValue returns the value of the container's variable name, and whether it is set.
 func envValue(c corev1.Container, name string) (string, bool) {
 	for _, e := range c.Env {

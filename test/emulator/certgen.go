@@ -148,19 +148,19 @@ func loadCertificateMaterial(c *Certificate, baseDir string) (*certMaterial, err
 	case c.PEMFile != "":
 		b, err := os.ReadFile(resolvePath(baseDir, c.PEMFile))
 		if err != nil {
-			return nil, fmt.Errorf("pemFile: %v", err)
+			return nil, fmt.Errorf("pemFile: %w", err)
 		}
 		return parsePEMBundle(b)
 	case c.PFX != "":
 		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(c.PFX))
 		if err != nil {
-			return nil, fmt.Errorf("pfx: not standard base64: %v", err)
+			return nil, fmt.Errorf("pfx: not standard base64: %w", err)
 		}
 		return parsePFX(b, c.Password)
 	case c.PFXFile != "":
 		b, err := os.ReadFile(resolvePath(baseDir, c.PFXFile))
 		if err != nil {
-			return nil, fmt.Errorf("pfxFile: %v", err)
+			return nil, fmt.Errorf("pfxFile: %w", err)
 		}
 		return parsePFX(b, c.Password)
 	}
@@ -181,7 +181,7 @@ func parsePEMBundle(data []byte) (*certMaterial, error) {
 		case "CERTIFICATE":
 			c, err := x509.ParseCertificate(blk.Bytes)
 			if err != nil {
-				return nil, fmt.Errorf("bad certificate: %v", err)
+				return nil, fmt.Errorf("bad certificate: %w", err)
 			}
 			certs = append(certs, c)
 		case "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY":
@@ -220,7 +220,7 @@ func parsePrivateKey(der []byte) (crypto.Signer, error) {
 func parsePFX(data []byte, password string) (*certMaterial, error) {
 	k, leaf, cas, err := pkcs12.DecodeChain(data, password)
 	if err != nil {
-		return nil, fmt.Errorf("pfx: %v", err)
+		return nil, fmt.Errorf("pfx: %w", err)
 	}
 	s, ok := k.(crypto.Signer)
 	if !ok {

@@ -2,7 +2,6 @@ package emulator
 
 import (
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -265,7 +264,7 @@ func parseClientCertificate(cc ClientCertificate, baseDir string) ([]*x509.Certi
 	if cc.File != "" {
 		b, err := os.ReadFile(resolvePath(baseDir, cc.File))
 		if err != nil {
-			return nil, fmt.Errorf("file: %v", err)
+			return nil, fmt.Errorf("file: %w", err)
 		}
 		data = b
 	}
@@ -281,7 +280,7 @@ func parseClientCertificate(cc ClientCertificate, baseDir string) ([]*x509.Certi
 		}
 		c, err := x509.ParseCertificate(blk.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("bad certificate: %v", err)
+			return nil, fmt.Errorf("bad certificate: %w", err)
 		}
 		certs = append(certs, c)
 	}
@@ -548,10 +547,4 @@ func checkLoopbackAddr(addr string) error {
 		return fmt.Errorf("listen address %q is not loopback; the emulator only binds 127.0.0.1, ::1 or localhost", addr)
 	}
 	return nil
-}
-
-// jsonString returns the JSON text of v (for fields kept as raw JSON).
-func jsonString(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
 }

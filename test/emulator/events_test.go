@@ -332,5 +332,5 @@ func TestEventsAdminAPI(t *testing.T) {
 	var apiErr *admin.APIError
 	err = ac.RemoveEventSubscription(ctx, name)
 	g.Expect(err).To(BeAssignableToTypeOf(apiErr))
-	g.Expect(err.(*admin.APIError).Status).To(Equal(http.StatusNotFound))
+	g.Expect(err.(*admin.APIError).Status).To(Equal(http.StatusNotFound)) //nolint:errorlint // the test asserts just above that the concrete type comes back unwrapped
 }

@@ -27,12 +27,6 @@ import (
 // process, so TestMain sets them (PrepareEnv) before any client exists.
 var emu *emulator.Emulator
 
-// exampleTenant and friends come from config.example.yaml, which TestMain loads.
-const (
-	exampleClientID = "0b5f3d6e-1c2a-4e8b-9f7d-2a3c4b5d6e7f"
-	exampleSecret   = "demo-client-secret"
-)
-
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }

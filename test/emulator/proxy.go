@@ -118,9 +118,9 @@ func (e *Emulator) serveProxy(w http.ResponseWriter, r *http.Request) {
 		_ = conn.Close()
 		return
 	}
-	var raw net.Conn = conn
+	raw := conn
 	if n := brw.Reader.Buffered(); n > 0 {
-		buf, _ := brw.Reader.Peek(n)
+		buf, _ := brw.Peek(n)
 		raw = &prefixConn{Conn: conn, prefix: append([]byte(nil), buf...)}
 	}
 	tconn := tls.Server(raw, &tls.Config{

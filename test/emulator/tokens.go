@@ -169,7 +169,7 @@ func parseJWKS(raw []byte) ([]publicKey, error) {
 		Keys []jwk `json:"keys"`
 	}
 	if err := json.Unmarshal(raw, &doc); err != nil {
-		return nil, fmt.Errorf("not a JWKS document: %v", err)
+		return nil, fmt.Errorf("not a JWKS document: %w", err)
 	}
 	if len(doc.Keys) == 0 {
 		return nil, errors.New("JWKS has no keys")
@@ -178,7 +178,7 @@ func parseJWKS(raw []byte) ([]publicKey, error) {
 	for i, k := range doc.Keys {
 		pk, err := k.public()
 		if err != nil {
-			return nil, fmt.Errorf("keys[%d]: %v", i, err)
+			return nil, fmt.Errorf("keys[%d]: %w", i, err)
 		}
 		out = append(out, publicKey{kid: k.Kid, key: pk})
 	}
@@ -309,7 +309,7 @@ func (s *jwksSource) fetch(ctx context.Context) ([]publicKey, error) {
 
 // verifyWithKeys checks a JWT's signature against candidate keys (by kid when the token has one).
 func verifyWithKeys(raw string, keys []publicKey, methods []string) (jwt.MapClaims, error) {
-	var lastErr error = errors.New("no signing key")
+	lastErr := errors.New("no signing key")
 	for _, k := range keys {
 		claims := jwt.MapClaims{}
 		_, err := jwt.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {

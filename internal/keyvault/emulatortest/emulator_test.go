@@ -254,7 +254,7 @@ func TestThrottlingFromEmulator(t *testing.T) {
 	g.Expect(keyvault.Reason(err)).To(Equal("Throttled"))
 	var kvErr *keyvault.Error
 	g.Expect(err).To(BeAssignableToTypeOf(kvErr))
-	kvErr = err.(*keyvault.Error)
+	kvErr = err.(*keyvault.Error) //nolint:errorlint // the test asserts just above that the concrete type comes back unwrapped
 	g.Expect(kvErr.RetryAfter).To(BeNumerically(">", 0))
 	g.Expect(budget.Stats(c.Host()).Throttled).To(Equal(int64(1)))
 	g.Expect(budget.PausedFor(c.Host())).To(BeNumerically(">", 0))

@@ -97,7 +97,7 @@ func StartEmulator(ctx context.Context, o EmulatorOptions) (*Emulator, error) {
 	select {
 	case ready = <-lines:
 	case <-p.Done():
-		return nil, fmt.Errorf("kv-emulator exited before it was ready: %v\n%s", p.err, Tail(o.LogFile, 10))
+		return nil, fmt.Errorf("kv-emulator exited before it was ready: %v\n%s", p.err, Tail(o.LogFile, 10)) //nolint:errorlint // err is nil on a clean exit: %w would print %!w(<nil>)
 	case <-timer.C:
 		_ = p.Stop(5 * time.Second)
 		return nil, fmt.Errorf("kv-emulator printed no ready line within %s\n%s", o.ReadyTimeout, Tail(o.LogFile, 10))

@@ -176,7 +176,7 @@ func StartManager(o ManagerOptions) (*Process, error) {
 func WaitForLog(ctx context.Context, p *Process, path, substr string, timeout time.Duration) error {
 	return Poll(ctx, timeout, 100*time.Millisecond, func() (bool, error) {
 		if exited, err := p.Exited(); exited {
-			return false, fmt.Errorf("%s exited (%v)", p.Name, err)
+			return false, fmt.Errorf("%s exited (%v)", p.Name, err) //nolint:errorlint // err is nil on a clean exit: %w would print %!w(<nil>)
 		}
 		b, _ := os.ReadFile(path)
 		return strings.Contains(string(b), substr), nil
@@ -264,7 +264,7 @@ func WaitReady(ctx context.Context, c client.Client, namespace string, want int,
 	err := Poll(ctx, timeout, 200*time.Millisecond, func() (bool, error) {
 		if operator != nil {
 			if exited, err := operator.Exited(); exited {
-				return false, fmt.Errorf("the operator exited (%v)", err)
+				return false, fmt.Errorf("the operator exited (%v)", err) //nolint:errorlint // err is nil on a clean exit: %w would print %!w(<nil>)
 			}
 		}
 		var list v1alpha1.VaultSecretList
