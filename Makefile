@@ -16,15 +16,24 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 HELM_VERSION ?= v3.22.0
 KUSTOMIZE_VERSION ?= v5.8.3
 GOLANGCI_LINT_VERSION ?= v2.15.0
+ACTIONLINT_VERSION ?= v1.7.12
+CYCLONEDX_GOMOD_VERSION ?= v1.10.0
 
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 HELM ?= $(LOCALBIN)/helm
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+ACTIONLINT ?= $(LOCALBIN)/actionlint-$(ACTIONLINT_VERSION)
+CYCLONEDX_GOMOD ?= $(LOCALBIN)/cyclonedx-gomod-$(CYCLONEDX_GOMOD_VERSION)
 
+## Versions. The VERSION file is the one source of the release version: the chart's version and appVersion,
+## the image tag and the CRDs' version label follow it (hack/sync-version.sh, make verify; test/release checks).
+## BUILD_VERSION is what the binary's --version says: VERSION on the commit tagged v$(VERSION), otherwise
+## VERSION+g<commit>[.dirty] (hack/version.sh).
+VERSION ?= $(shell tr -d ' \t\r\n' < VERSION)
+BUILD_VERSION ?= $(shell VERSION=$(VERSION) hack/version.sh)
 ## Build flags shared by `make build` and the Dockerfile (hack/build-flags.sh is the one place they live).
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS = $(shell VERSION=$(VERSION) hack/build-flags.sh)
+LDFLAGS = $(shell VERSION=$(BUILD_VERSION) hack/build-flags.sh)
 
 # Test timeouts: each suite has its own, so a hung test fails instead of eating CI.
 TEST_TIMEOUT ?= 12m
@@ -66,8 +75,12 @@ vet: ## go vet.
 lint: golangci-lint ## Run golangci-lint.
 	$(GOLANGCI_LINT) run ./...
 
+.PHONY: sync-version
+sync-version: ## Copy VERSION into the chart, the kustomizations and docs/install.md (hack/sync-version.sh).
+	hack/sync-version.sh
+
 .PHONY: verify
-verify: manifests generate chart-crds docs ## Regenerate everything and fail if the tree changed.
+verify: manifests generate chart-crds docs sync-version ## Regenerate everything and fail if the tree changed.
 	@if [ -n "$$(git status --porcelain -- api config charts docs)" ]; then \
 		git status --porcelain -- api config charts docs; git diff -- api config charts docs | head -50; \
 		echo "generated files are stale: run 'make manifests generate chart-crds' and commit"; exit 1; fi
@@ -91,11 +104,45 @@ run: ## Run the manager from your host against the current kubeconfig (developme
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).
-	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
+	docker build --build-arg VERSION=$(BUILD_VERSION) -t $(IMG) .
 
 .PHONY: docker-buildx
 docker-buildx: ## Build and push a multi-arch image (needs docker buildx).
-	docker buildx build --platform linux/amd64,linux/arm64 --build-arg VERSION=$(VERSION) -t $(IMG) --push .
+	docker buildx build --platform linux/amd64,linux/arm64 --build-arg VERSION=$(BUILD_VERSION) -t $(IMG) --push .
+
+##@ Release
+# What a tag v$(VERSION) publishes is built by .github/workflows/release.yml; the workflows cannot run here, so
+# they are linted, and release-dry-run builds the same artefacts locally without pushing anything.
+RELEASE_DIR ?= $(LOCALBIN)/release/$(VERSION)
+# The daemonless image build (an image archive of the Dockerfile), when this Makefile has one; empty skips it.
+RELEASE_IMAGE_TARGET ?= $(shell $(MAKE) --no-print-directory -n image >/dev/null 2>&1 && echo image)
+
+.PHONY: version
+version: ## Print the release version (VERSION) and the version a build of this tree carries.
+	@echo "VERSION=$(VERSION) BUILD_VERSION=$(BUILD_VERSION)"
+
+.PHONY: lint-workflows
+lint-workflows: actionlint ## Lint .github/workflows with actionlint (and shellcheck on their run: scripts).
+	@if ! command -v shellcheck >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing shellcheck (Debian) so actionlint checks the workflows' scripts"; \
+			apt-get update -qq >/dev/null && apt-get install -y -qq shellcheck >/dev/null; \
+		elif [ -n "$$CI" ]; then echo "lint-workflows: shellcheck is missing and cannot be installed" >&2; exit 1; \
+		else echo "warning: shellcheck is not installed; the workflows' run: scripts are not checked" >&2; fi; \
+	fi
+	$(ACTIONLINT) -no-color .github/workflows/*.yml
+
+SBOM_BIN ?= $(LOCALBIN)/manager
+SBOM_OUT ?= $(LOCALBIN)/manager.sbom.cdx.json
+.PHONY: sbom
+sbom: cyclonedx-gomod ## CycloneDX SBOM (JSON) of a built manager (SBOM_BIN, default bin/manager: make build) into SBOM_OUT.
+	$(CYCLONEDX_GOMOD) bin -json -std -version v$(VERSION) -output $(SBOM_OUT) $(SBOM_BIN)
+
+.PHONY: release-dry-run
+release-dry-run: helm ## Build what a release publishes (binaries, image archive, chart, SBOM) into bin/release/<version>; pushes nothing.
+	@if [ -n "$(RELEASE_IMAGE_TARGET)" ]; then $(MAKE) --no-print-directory $(RELEASE_IMAGE_TARGET) VERSION=$(VERSION) BUILD_VERSION=$(VERSION); fi
+	VERSION=$(VERSION) OUT=$(RELEASE_DIR) HELM=$(HELM) \
+		IMAGE_ARCHIVE=$(if $(RELEASE_IMAGE_TARGET),$(LOCALBIN)/image/vaultsync.tar) hack/release-dry-run.sh
 
 ##@ Tools and control plane
 .PHONY: envtest-bins
@@ -111,6 +158,18 @@ $(CONTROLLER_GEN):
 helm: $(HELM)
 $(HELM):
 	GOBIN=$(LOCALBIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+.PHONY: actionlint
+actionlint: $(ACTIONLINT)
+$(ACTIONLINT):
+	GOBIN=$(LOCALBIN)/.actionlint go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+	mv $(LOCALBIN)/.actionlint/actionlint $@ && rmdir $(LOCALBIN)/.actionlint
+
+.PHONY: cyclonedx-gomod
+cyclonedx-gomod: $(CYCLONEDX_GOMOD)
+$(CYCLONEDX_GOMOD):
+	GOBIN=$(LOCALBIN)/.cyclonedx go install github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$(CYCLONEDX_GOMOD_VERSION)
+	mv $(LOCALBIN)/.cyclonedx/cyclonedx-gomod $@ && rmdir $(LOCALBIN)/.cyclonedx
 
 .PHONY: kustomize
 kustomize: $(KUSTOMIZE)
