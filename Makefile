@@ -26,14 +26,14 @@ GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
 ACTIONLINT ?= $(LOCALBIN)/actionlint-$(ACTIONLINT_VERSION)
 CYCLONEDX_GOMOD ?= $(LOCALBIN)/cyclonedx-gomod-$(CYCLONEDX_GOMOD_VERSION)
 
-## Versions. The VERSION file is the one source of the release version: the chart's version and appVersion,
-## the image tag and the CRDs' version label follow it (hack/sync-version.sh, make verify; test/release checks).
-## BUILD_VERSION is what the binary's --version says: VERSION on the commit tagged v$(VERSION), otherwise
-## VERSION+g<commit>[.dirty] (hack/version.sh).
-VERSION ?= $(shell tr -d ' \t\r\n' < VERSION)
-BUILD_VERSION ?= $(shell VERSION=$(VERSION) hack/version.sh)
+## Versions. The VERSION file is the one source of the release version (RELEASE_VERSION): the chart's version and
+## appVersion, the image tag and the CRDs' version label follow it (hack/sync-version.sh, make verify; test/release
+## checks them). VERSION is what a build's --version says: RELEASE_VERSION on the commit tagged v$(RELEASE_VERSION),
+## otherwise RELEASE_VERSION+g<commit>[.dirty] (hack/version.sh).
+RELEASE_VERSION ?= $(shell tr -d ' \t\r\n' < VERSION)
+VERSION ?= $(shell hack/version.sh)
 ## Build flags shared by `make build` and the Dockerfile (hack/build-flags.sh is the one place they live).
-LDFLAGS = $(shell VERSION=$(BUILD_VERSION) hack/build-flags.sh)
+LDFLAGS = $(shell VERSION=$(VERSION) hack/build-flags.sh)
 
 # Test timeouts: each suite has its own, so a hung test fails instead of eating CI.
 TEST_TIMEOUT ?= 12m
@@ -79,11 +79,15 @@ lint: golangci-lint ## Run golangci-lint.
 sync-version: ## Copy VERSION into the chart, the kustomizations and docs/install.md (hack/sync-version.sh).
 	hack/sync-version.sh
 
+.PHONY: notice
+notice: ## Regenerate NOTICE: ours and the notices of the Go modules the manager links (hack/gen-notice.sh).
+	hack/gen-notice.sh
+
 .PHONY: verify
-verify: manifests generate chart-crds docs sync-version ## Regenerate everything and fail if the tree changed.
-	@if [ -n "$$(git status --porcelain -- api config charts docs)" ]; then \
-		git status --porcelain -- api config charts docs; git diff -- api config charts docs | head -50; \
-		echo "generated files are stale: run 'make manifests generate chart-crds' and commit"; exit 1; fi
+verify: manifests generate chart-crds docs sync-version notice ## Regenerate everything and fail if the tree changed.
+	@if [ -n "$$(git status --porcelain -- api config charts docs NOTICE)" ]; then \
+		git status --porcelain -- api config charts docs NOTICE; git diff -- api config charts docs NOTICE | head -50; \
+		echo "generated files are stale: run 'make manifests generate chart-crds docs sync-version notice' and commit"; exit 1; fi
 
 .PHONY: test
 test: envtest-bins helm vet ## Unit, emulator, admission, controller, chart and control-plane suites.
@@ -104,22 +108,22 @@ run: ## Run the manager from your host against the current kubeconfig (developme
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).
-	docker build --build-arg VERSION=$(BUILD_VERSION) -t $(IMG) .
+	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
 
 .PHONY: docker-buildx
 docker-buildx: ## Build and push a multi-arch image (needs docker buildx).
-	docker buildx build --platform linux/amd64,linux/arm64 --build-arg VERSION=$(BUILD_VERSION) -t $(IMG) --push .
+	docker buildx build --platform linux/amd64,linux/arm64 --build-arg VERSION=$(VERSION) -t $(IMG) --push .
 
 ##@ Release
-# What a tag v$(VERSION) publishes is built by .github/workflows/release.yml; the workflows cannot run here, so
+# What a tag v$(RELEASE_VERSION) publishes is built by .github/workflows/release.yml; the workflows cannot run here, so
 # they are linted, and release-dry-run builds the same artefacts locally without pushing anything.
-RELEASE_DIR ?= $(LOCALBIN)/release/$(VERSION)
+RELEASE_DIR ?= $(LOCALBIN)/release/$(RELEASE_VERSION)
 # The daemonless image build (an image archive of the Dockerfile), when this Makefile has one; empty skips it.
 RELEASE_IMAGE_TARGET ?= $(shell $(MAKE) --no-print-directory -n image >/dev/null 2>&1 && echo image)
 
 .PHONY: version
-version: ## Print the release version (VERSION) and the version a build of this tree carries.
-	@echo "VERSION=$(VERSION) BUILD_VERSION=$(BUILD_VERSION)"
+version: ## Print the release version (the VERSION file) and the version a build of this tree carries.
+	@echo "RELEASE_VERSION=$(RELEASE_VERSION) VERSION=$(VERSION)"
 
 .PHONY: lint-workflows
 lint-workflows: actionlint ## Lint .github/workflows with actionlint (and shellcheck on their run: scripts).
@@ -136,13 +140,13 @@ SBOM_BIN ?= $(LOCALBIN)/manager
 SBOM_OUT ?= $(LOCALBIN)/manager.sbom.cdx.json
 .PHONY: sbom
 sbom: cyclonedx-gomod ## CycloneDX SBOM (JSON) of a built manager (SBOM_BIN, default bin/manager: make build) into SBOM_OUT.
-	$(CYCLONEDX_GOMOD) bin -json -std -version v$(VERSION) -output $(SBOM_OUT) $(SBOM_BIN)
+	$(CYCLONEDX_GOMOD) bin -json -std -version v$(RELEASE_VERSION) -output $(SBOM_OUT) $(SBOM_BIN)
 
 .PHONY: release-dry-run
 release-dry-run: helm ## Build what a release publishes (binaries, image archive, chart, SBOM) into bin/release/<version>; pushes nothing.
-	@if [ -n "$(RELEASE_IMAGE_TARGET)" ]; then $(MAKE) --no-print-directory $(RELEASE_IMAGE_TARGET) VERSION=$(VERSION) BUILD_VERSION=$(VERSION); fi
-	VERSION=$(VERSION) OUT=$(RELEASE_DIR) HELM=$(HELM) \
-		IMAGE_ARCHIVE=$(if $(RELEASE_IMAGE_TARGET),$(LOCALBIN)/image/vaultsync.tar) hack/release-dry-run.sh
+	@if [ -n "$(RELEASE_IMAGE_TARGET)" ]; then $(MAKE) --no-print-directory $(RELEASE_IMAGE_TARGET) VERSION=$(RELEASE_VERSION); fi
+	VERSION=$(RELEASE_VERSION) OUT=$(RELEASE_DIR) HELM=$(HELM) \
+		IMAGE_ARCHIVE=$(if $(RELEASE_IMAGE_TARGET),$(or $(IMAGE_ARCHIVE),$(LOCALBIN)/image/vaultsync.tar)) hack/release-dry-run.sh
 
 ##@ Tools and control plane
 .PHONY: envtest-bins

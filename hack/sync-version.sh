@@ -9,7 +9,8 @@
 #                                       everything kustomize installs, the CRDs
 #                                       included (the chart labels its CRDs with
 #                                       appVersion through vaultsync.labels)
-#   docs/install.md                     the pinned `--version` of helm commands
+#   docs/install.md                     the pinned versions: helm --version, image and
+#                                       chart references, the kustomize ref=v<version>
 #
 # Run by `make sync-version` and `make verify`; test/release checks the built
 # binary, the rendered chart and the rendered kustomization against VERSION.
@@ -30,11 +31,14 @@ replace() {
 		echo "sync-version: no line of $file matches /$re/; update this script" >&2
 		exit 1
 	fi
-	sed -E -i "s|$re|$with|" "$file"
+	sed -E -i "s|$re|$with|g" "$file"
 }
 
 replace charts/vaultsync/Chart.yaml '^version: .*$' "version: $version"
 replace charts/vaultsync/Chart.yaml '^appVersion: .*$' "appVersion: \"$version\""
 replace config/manager/kustomization.yaml '^(  newTag: ).*$' "\\1\"$version\""
 replace config/default/kustomization.yaml '^(    app.kubernetes.io/version: ).*$' "\\1\"$version\""
-replace docs/install.md '(--version )[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?' "\\1$version"
+semver='[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?'
+replace docs/install.md "(--version )$semver" "\\1$version"
+replace docs/install.md "(ghcr\.io/vaultsync/[a-z/]+:)$semver" "\\1$version"
+replace docs/install.md "(ref=v)$semver" "\\1$version"

@@ -12,11 +12,11 @@
 #   0.1.0             the tagged release
 #   0.1.0+g0eb0c95    a later (or earlier) commit
 #   0.1.0+g0eb0c95.dirty  the same with uncommitted changes
-# VERSION in the environment overrides the file (make build VERSION=...).
+# The Makefile's VERSION is this script's output (make build VERSION=... overrides it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-version="${VERSION:-$(tr -d ' \t\r\n' <VERSION)}"
+version=$(tr -d ' \t\r\n' <VERSION)
 if ! [[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$ ]]; then
 	echo "version.sh: '$version' is not a semantic version (MAJOR.MINOR.PATCH[-PRERELEASE])" >&2
 	exit 1

@@ -59,10 +59,10 @@ func TestVersionsAgree(t *testing.T) {
 		bin := t.TempDir()
 		// Through the Makefile, so the test covers VERSION -> hack/version.sh ->
 		// hack/build-flags.sh -> the linker flag -> --version.
-		run(t, root, env("VERSION", "BUILD_VERSION"), "make", "--no-print-directory", "-s", "build", "LOCALBIN="+bin)
+		run(t, root, env("VERSION", "RELEASE_VERSION"), "make", "--no-print-directory", "-s", "build", "LOCALBIN="+bin)
 		out := run(t, root, nil, filepath.Join(bin, "manager"), "--version")
 		fields := strings.Fields(out)
-		g.Expect(fields).To(HaveLen(4), "manager --version printed %q", out)
+		g.Expect(fields).To(HaveLen(2), "manager --version printed %q", out)
 		g.Expect(fields[0]).To(Equal("vaultsync"))
 		got, build, _ := strings.Cut(fields[1], "+")
 		g.Expect(got).To(Equal(want), "manager --version says %s; %s", fields[1], fix)
@@ -104,10 +104,12 @@ func TestVersionsAgree(t *testing.T) {
 		g := NewWithT(t)
 		install := readFile(t, filepath.Join(root, "docs", "install.md"))
 		g.Expect(install).To(ContainSubstring("oci://ghcr.io/vaultsync/charts/vaultsync"), "docs/install.md installs from the published chart")
-		pinned := regexp.MustCompile(`--version ([0-9A-Za-z.+-]+)`).FindAllStringSubmatch(install, -1)
-		g.Expect(pinned).NotTo(BeEmpty(), "docs/install.md pins the chart version with --version")
+		// Every pinned version: helm --version, image and chart references, the kustomize ref.
+		pinned := regexp.MustCompile(`(?:--version |ghcr\.io/vaultsync/[a-z/]+:|ref=v)([0-9]+\.[0-9]+\.[0-9]+[0-9A-Za-z.+-]*)`).
+			FindAllStringSubmatch(install, -1)
+		g.Expect(len(pinned)).To(BeNumerically(">=", 3), "docs/install.md pins the version of the chart, the image and config/")
 		for _, m := range pinned {
-			g.Expect(m[1]).To(Equal(want), "docs/install.md: --version %s; %s", m[1], fix)
+			g.Expect(m[1]).To(Equal(want), "docs/install.md: %s; %s", m[0], fix)
 		}
 		g.Expect(readFile(t, filepath.Join(root, "CHANGELOG.md"))).To(MatchRegexp(`(?m)^## \[`+regexp.QuoteMeta(want)+`\]`),
 			"CHANGELOG.md has no section for %s: the release notes are taken from it", want)
