@@ -9,8 +9,8 @@
 #                                       everything kustomize installs, the CRDs
 #                                       included (the chart labels its CRDs with
 #                                       appVersion through vaultsync.labels)
-#   docs/install.md                     the pinned versions: helm --version, image and
-#                                       chart references, the kustomize ref=v<version>
+#   docs/install.md,                    the pinned versions: helm --version, image and
+#   charts/vaultsync/README.md          chart references, the kustomize ref=v<version>
 #
 # Run by `make sync-version` and `make verify`; test/release checks the built
 # binary, the rendered chart and the rendered kustomization against VERSION.
@@ -38,7 +38,18 @@ replace charts/vaultsync/Chart.yaml '^version: .*$' "version: $version"
 replace charts/vaultsync/Chart.yaml '^appVersion: .*$' "appVersion: \"$version\""
 replace config/manager/kustomization.yaml '^(  newTag: ).*$' "\\1\"$version\""
 replace config/default/kustomization.yaml '^(    app.kubernetes.io/version: ).*$' "\\1\"$version\""
+# pin <file>: the versions a document pins (helm --version, ghcr.io image and
+# chart references, kustomize ref=v<version>); at least one must be there.
 semver='[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?'
-replace docs/install.md "(--version )$semver" "\\1$version"
-replace docs/install.md "(ghcr\.io/vaultsync/[a-z/]+:)$semver" "\\1$version"
-replace docs/install.md "(ref=v)$semver" "\\1$version"
+pin() {
+	local file="$1"
+	if ! grep -Eq -e "--version $semver" -e "ghcr\.io/vaultsync/[a-z/]+:$semver" -e "ref=v$semver" "$file"; then
+		echo "sync-version: $file pins no version; update this script" >&2
+		exit 1
+	fi
+	sed -E -i -e "s|(--version )$semver|\\1$version|g" \
+		-e "s|(ghcr\.io/vaultsync/[a-z/]+:)$semver|\\1$version|g" \
+		-e "s|(ref=v)$semver|\\1$version|g" "$file"
+}
+pin docs/install.md
+pin charts/vaultsync/README.md

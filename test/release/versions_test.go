@@ -102,14 +102,19 @@ func TestVersionsAgree(t *testing.T) {
 
 	t.Run("docs and changelog", func(t *testing.T) {
 		g := NewWithT(t)
-		install := readFile(t, filepath.Join(root, "docs", "install.md"))
-		g.Expect(install).To(ContainSubstring("oci://ghcr.io/vaultsync/charts/vaultsync"), "docs/install.md installs from the published chart")
 		// Every pinned version: helm --version, image and chart references, the kustomize ref.
-		pinned := regexp.MustCompile(`(?:--version |ghcr\.io/vaultsync/[a-z/]+:|ref=v)([0-9]+\.[0-9]+\.[0-9]+[0-9A-Za-z.+-]*)`).
-			FindAllStringSubmatch(install, -1)
-		g.Expect(len(pinned)).To(BeNumerically(">=", 3), "docs/install.md pins the version of the chart, the image and config/")
-		for _, m := range pinned {
-			g.Expect(m[1]).To(Equal(want), "docs/install.md: %s; %s", m[0], fix)
+		pin := regexp.MustCompile(`(?:--version |ghcr\.io/vaultsync/[a-z/]+:|ref=v)([0-9]+\.[0-9]+\.[0-9]+[0-9A-Za-z.+-]*)`)
+		for _, doc := range []struct {
+			path string
+			min  int
+		}{{"docs/install.md", 3}, {"charts/vaultsync/README.md", 1}} {
+			text := readFile(t, filepath.Join(root, doc.path))
+			g.Expect(text).To(ContainSubstring("oci://ghcr.io/vaultsync/charts/vaultsync"), "%s installs from the published chart", doc.path)
+			pinned := pin.FindAllStringSubmatch(text, -1)
+			g.Expect(len(pinned)).To(BeNumerically(">=", doc.min), "%s pins the version it installs", doc.path)
+			for _, m := range pinned {
+				g.Expect(m[1]).To(Equal(want), "%s: %s; %s", doc.path, m[0], fix)
+			}
 		}
 		g.Expect(readFile(t, filepath.Join(root, "CHANGELOG.md"))).To(MatchRegexp(`(?m)^## \[`+regexp.QuoteMeta(want)+`\]`),
 			"CHANGELOG.md has no section for %s: the release notes are taken from it", want)
