@@ -144,7 +144,8 @@ sbom: cyclonedx-gomod ## CycloneDX SBOM (JSON) of a built manager (SBOM_BIN, def
 
 .PHONY: release-dry-run
 release-dry-run: helm ## Build what a release publishes (binaries, image archive, chart, SBOM) into bin/release/<version>; pushes nothing.
-	@if [ -n "$(RELEASE_IMAGE_TARGET)" ]; then $(MAKE) --no-print-directory $(RELEASE_IMAGE_TARGET) VERSION=$(RELEASE_VERSION); fi
+	@if [ -n "$(RELEASE_IMAGE_TARGET)" ]; then $(MAKE) --no-print-directory $(RELEASE_IMAGE_TARGET) \
+		VERSION=$(RELEASE_VERSION) IMAGE_TAG=ghcr.io/vaultsync/vaultsync:$(RELEASE_VERSION); fi
 	VERSION=$(RELEASE_VERSION) OUT=$(RELEASE_DIR) HELM=$(HELM) \
 		IMAGE_ARCHIVE=$(if $(RELEASE_IMAGE_TARGET),$(or $(IMAGE_ARCHIVE),$(LOCALBIN)/image/vaultsync.tar)) hack/release-dry-run.sh
 
