@@ -21,5 +21,7 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 FROM gcr.io/distroless/static:nonroot
 WORKDIR /
 COPY --from=builder /workspace/manager .
+# The licence and the notices of what the binary links (hack/gen-notice.sh).
+COPY LICENSE NOTICE /licenses/
 USER 65532:65532
 ENTRYPOINT ["/manager"]

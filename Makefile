@@ -16,14 +16,23 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 HELM_VERSION ?= v3.22.0
 KUSTOMIZE_VERSION ?= v5.8.3
 GOLANGCI_LINT_VERSION ?= v2.15.0
+ACTIONLINT_VERSION ?= v1.7.12
+CYCLONEDX_GOMOD_VERSION ?= v1.10.0
 
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 HELM ?= $(LOCALBIN)/helm
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+ACTIONLINT ?= $(LOCALBIN)/actionlint-$(ACTIONLINT_VERSION)
+CYCLONEDX_GOMOD ?= $(LOCALBIN)/cyclonedx-gomod-$(CYCLONEDX_GOMOD_VERSION)
 
+## Versions. The VERSION file is the one source of the release version (RELEASE_VERSION): the chart's version and
+## appVersion, the image tag and the CRDs' version label follow it (hack/sync-version.sh, make verify; test/release
+## checks them). VERSION is what a build's --version says: RELEASE_VERSION on the commit tagged v$(RELEASE_VERSION),
+## otherwise RELEASE_VERSION+g<commit>[.dirty] (hack/version.sh).
+RELEASE_VERSION ?= $(shell tr -d ' \t\r\n' < VERSION)
+VERSION ?= $(shell hack/version.sh)
 ## Build flags shared by `make build` and the Dockerfile (hack/build-flags.sh is the one place they live).
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS = $(shell VERSION=$(VERSION) hack/build-flags.sh)
 
 # Test timeouts: each suite has its own, so a hung test fails instead of eating CI.
@@ -66,11 +75,19 @@ vet: ## go vet.
 lint: golangci-lint ## Run golangci-lint.
 	$(GOLANGCI_LINT) run ./...
 
+.PHONY: sync-version
+sync-version: ## Copy VERSION into the chart, the kustomizations and docs/install.md (hack/sync-version.sh).
+	hack/sync-version.sh
+
+.PHONY: notice
+notice: ## Regenerate NOTICE: ours and the notices of the Go modules the manager links (hack/gen-notice.sh).
+	hack/gen-notice.sh
+
 .PHONY: verify
-verify: manifests generate chart-crds docs ## Regenerate everything and fail if the tree changed.
-	@if [ -n "$$(git status --porcelain -- api config charts docs)" ]; then \
-		git status --porcelain -- api config charts docs; git diff -- api config charts docs | head -50; \
-		echo "generated files are stale: run 'make manifests generate chart-crds' and commit"; exit 1; fi
+verify: manifests generate chart-crds docs sync-version notice ## Regenerate everything and fail if the tree changed.
+	@if [ -n "$$(git status --porcelain -- api config charts docs NOTICE)" ]; then \
+		git status --porcelain -- api config charts docs NOTICE; git diff -- api config charts docs NOTICE | head -50; \
+		echo "generated files are stale: run 'make manifests generate chart-crds docs sync-version notice' and commit"; exit 1; fi
 
 .PHONY: test
 test: envtest-bins helm vet ## Unit, emulator, admission, controller, chart and control-plane suites.
@@ -97,6 +114,41 @@ docker-build: ## Build the container image (needs a Docker engine).
 docker-buildx: ## Build and push a multi-arch image (needs docker buildx).
 	docker buildx build --platform linux/amd64,linux/arm64 --build-arg VERSION=$(VERSION) -t $(IMG) --push .
 
+##@ Release
+# What a tag v$(RELEASE_VERSION) publishes is built by .github/workflows/release.yml; the workflows cannot run here, so
+# they are linted, and release-dry-run builds the same artefacts locally without pushing anything.
+RELEASE_DIR ?= $(LOCALBIN)/release/$(RELEASE_VERSION)
+# The daemonless image build (an image archive of the Dockerfile), when this Makefile has one; empty skips it.
+RELEASE_IMAGE_TARGET ?= $(shell $(MAKE) --no-print-directory -n image >/dev/null 2>&1 && echo image)
+
+.PHONY: version
+version: ## Print the release version (the VERSION file) and the version a build of this tree carries.
+	@echo "RELEASE_VERSION=$(RELEASE_VERSION) VERSION=$(VERSION)"
+
+.PHONY: lint-workflows
+lint-workflows: actionlint ## Lint .github/workflows with actionlint (and shellcheck on their run: scripts).
+	@if ! command -v shellcheck >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing shellcheck (Debian) so actionlint checks the workflows' scripts"; \
+			apt-get update -qq >/dev/null && apt-get install -y -qq shellcheck >/dev/null; \
+		elif [ -n "$$CI" ]; then echo "lint-workflows: shellcheck is missing and cannot be installed" >&2; exit 1; \
+		else echo "warning: shellcheck is not installed; the workflows' run: scripts are not checked" >&2; fi; \
+	fi
+	$(ACTIONLINT) -no-color .github/workflows/*.yml
+
+SBOM_BIN ?= $(LOCALBIN)/manager
+SBOM_OUT ?= $(LOCALBIN)/manager.sbom.cdx.json
+.PHONY: sbom
+sbom: cyclonedx-gomod ## CycloneDX SBOM (JSON) of a built manager (SBOM_BIN, default bin/manager: make build) into SBOM_OUT.
+	$(CYCLONEDX_GOMOD) bin -json -std -version v$(RELEASE_VERSION) -output $(SBOM_OUT) $(SBOM_BIN)
+
+.PHONY: release-dry-run
+release-dry-run: helm ## Build what a release publishes (binaries, image archive, chart, SBOM) into bin/release/<version>; pushes nothing.
+	@if [ -n "$(RELEASE_IMAGE_TARGET)" ]; then $(MAKE) --no-print-directory $(RELEASE_IMAGE_TARGET) \
+		VERSION=$(RELEASE_VERSION) IMAGE_TAG=ghcr.io/vaultsync/vaultsync:$(RELEASE_VERSION); fi
+	VERSION=$(RELEASE_VERSION) OUT=$(RELEASE_DIR) HELM=$(HELM) \
+		IMAGE_ARCHIVE=$(if $(RELEASE_IMAGE_TARGET),$(or $(IMAGE_ARCHIVE),$(LOCALBIN)/image/vaultsync.tar)) hack/release-dry-run.sh
+
 ##@ Tools and control plane
 .PHONY: envtest-bins
 envtest-bins: ## Build kube-apiserver, kube-controller-manager, kubectl and etcd from the module proxy (cached in bin/k8s).
@@ -111,6 +163,18 @@ $(CONTROLLER_GEN):
 helm: $(HELM)
 $(HELM):
 	GOBIN=$(LOCALBIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+.PHONY: actionlint
+actionlint: $(ACTIONLINT)
+$(ACTIONLINT):
+	GOBIN=$(LOCALBIN)/.actionlint go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+	mv $(LOCALBIN)/.actionlint/actionlint $@ && rmdir $(LOCALBIN)/.actionlint
+
+.PHONY: cyclonedx-gomod
+cyclonedx-gomod: $(CYCLONEDX_GOMOD)
+$(CYCLONEDX_GOMOD):
+	GOBIN=$(LOCALBIN)/.cyclonedx go install github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$(CYCLONEDX_GOMOD_VERSION)
+	mv $(LOCALBIN)/.cyclonedx/cyclonedx-gomod $@ && rmdir $(LOCALBIN)/.cyclonedx
 
 .PHONY: kustomize
 kustomize: $(KUSTOMIZE)
@@ -143,18 +207,23 @@ test-tools: helm kustomize ## Install the pinned tools the tests run (helm; kust
 
 ##@ Demo and e2e
 # make demo, make dev-up/dev-down (hack/demo, hack/dev) and the end-to-end suite (test/e2e, see its README).
-# The demo and dev programs build the control plane, bin/manager and bin/kv-emulator themselves when needed.
+# The demo and dev programs build the control plane, bin/manager and bin/kv-emulator themselves when needed
+# (the demo only etcd, kube-apiserver and kubectl: kube-controller-manager is for the tests).
 E2E_TIMEOUT ?= 5m
 KIND_CLUSTER ?= kind
 E2E_EMULATOR_IMG ?= vaultsync/kv-emulator:e2e
 
+# The demo's first line (the same as hack/demo's Banner; TestBannerMatchesMakefile keeps them equal).
+DEMO_BANNER := vaultsync demo: a first run on 2 cores with empty Go caches took 956 s, measured (125 s of it for kube-controller-manager, which the demo no longer builds), almost all of it building the control plane once; later runs take under a minute (22 s measured with nothing to rebuild).
+
 .PHONY: demo
 demo: ## Local demo: control plane, Key Vault emulator, operator, samples, a rotation; stops everything at the end.
-	@if [ ! -x "$(ENVTEST_DIR)/kube-apiserver" ] || [ ! -x "$(ENVTEST_DIR)/kubectl" ]; then \
-		echo "==> building the control plane (etcd, kube-apiserver, kube-controller-manager, kubectl $(K8S_VERSION)) from the Go module proxy; this takes about 7 minutes on 2 cores, once ..."; \
-		$(MAKE) --no-print-directory envtest-bins; fi
-	@mkdir -p $(LOCALBIN) && go build -o $(LOCALBIN)/vaultsync-demo ./hack/demo
-	@$(LOCALBIN)/vaultsync-demo
+	@echo '$(DEMO_BANNER)'
+	@start=$$(date +%s); mkdir -p $(LOCALBIN); \
+		echo "==> building the demo program (go build ./hack/demo) ..."; \
+		go build -o $(LOCALBIN)/vaultsync-demo ./hack/demo; \
+		echo "    ok ($$(( $$(date +%s) - start ))s) [$$(( $$(date +%s) - start ))s since the start]"; \
+		$(LOCALBIN)/vaultsync-demo --started-at=$$start
 
 .PHONY: dev-up
 dev-up: ## Start the demo environment in the background; prints the line to source (.dev/env).

@@ -79,6 +79,7 @@ func main() {
 		metricsCertDir      string
 		leaderPodLabel      string
 		podName             string
+		printVersion        bool
 	)
 	opts := controllers.DefaultOptions()
 
@@ -120,10 +121,15 @@ func main() {
 		"Label this replica puts on its own Pod (--pod-name) while it leads and the events endpoint listens, and removes "+
 			"at start and on stepping down, so the events Service can select the leader alone; empty turns it off.")
 	flag.StringVar(&podName, "pod-name", os.Getenv("POD_NAME"), "Name of the manager's own Pod (for --leader-pod-label).")
+	flag.BoolVar(&printVersion, "version", false, "Print the version and exit.")
 	opts.BindFlags(flag.CommandLine)
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if printVersion {
+		fmt.Println("vaultsync " + version.Version)
+		return
+	}
 	if dev {
 		zapOpts.Development = true
 	}

@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Builds the local control plane from the Go module proxy:
 #   kube-apiserver, kube-controller-manager, kubectl (k8s.io/kubernetes) and etcd.
+#
+#   hack/build-control-plane.sh [NAME...]   (default: all four)
+#
 # Output: $BIN_DIR (default bin/k8s/<version>). Idempotent: a binary that
-# already exists is not rebuilt. Cold, on 2 cores: roughly 7 minutes.
+# already exists is not rebuilt. With names it builds only those: make demo
+# needs no kube-controller-manager, the test suites do (garbage collection).
+# Cold, on 2 cores with empty Go caches, measured: etcd 81 s, kube-apiserver
+# 428 s, kube-controller-manager 125 s, kubectl 27 s.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,9 +44,21 @@ build() { # build <module dir> <package> <output name> [ldflags]
 	echo ">> built $out in $((SECONDS - start))s" >&2
 }
 
-build etcd . etcd
-build kube k8s.io/kubernetes/cmd/kube-apiserver kube-apiserver "$KUBE_LDFLAGS"
-build kube k8s.io/kubernetes/cmd/kube-controller-manager kube-controller-manager "$KUBE_LDFLAGS"
-build kube k8s.io/kubernetes/cmd/kubectl kubectl "$KUBE_LDFLAGS"
+names=("$@")
+if [[ ${#names[@]} -eq 0 ]]; then
+	names=(etcd kube-apiserver kube-controller-manager kubectl)
+fi
+for name in "${names[@]}"; do
+	case "$name" in
+	etcd) build etcd . etcd ;;
+	kube-apiserver | kube-controller-manager | kubectl) build kube "k8s.io/kubernetes/cmd/$name" "$name" "$KUBE_LDFLAGS" ;;
+	*)
+		echo "build-control-plane: unknown binary '$name' (etcd, kube-apiserver, kube-controller-manager, kubectl)" >&2
+		exit 2
+		;;
+	esac
+done
+# The stamp names the recipe of every binary present, so a later run with
+# other names keeps them (and rebuilds them all if the recipe changes).
 echo "$RECIPE" > "$STAMP"
 echo "$BIN_DIR"

@@ -39,10 +39,15 @@ type options struct {
 
 type demo struct {
 	options
-	out     io.Writer
-	started time.Time
-	env     *localenv.Env
+	out io.Writer
+	// clock is when the run started, builds included (progress lines count
+	// from it); started is when the demo proper started, after the builds.
+	clock, started time.Time
+	env            *localenv.Env
 }
+
+// progressEvery is how often a running step says it is still running.
+const progressEvery = 30 * time.Second
 
 func (d *demo) run(ctx context.Context) error {
 	d.started = time.Now()
@@ -53,10 +58,12 @@ func (d *demo) run(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	if !d.skipBuild {
-		if err := d.step(ctx, "building bin/manager and bin/kv-emulator (make build emulator)", func(ctx context.Context) (string, error) {
-			return "", d.make(ctx, "build", "emulator")
-		}); err != nil {
-			return err
+		for _, b := range []struct{ bin, target string }{{d.managerBin, "build"}, {d.emulatorBin, "emulator"}} {
+			if err := d.step(ctx, "building "+d.rel(b.bin)+" (make "+b.target+")", func(ctx context.Context) (string, error) {
+				return "", d.make(ctx, b.target)
+			}); err != nil {
+				return err
+			}
 		}
 	}
 	for _, b := range []string{d.managerBin, d.emulatorBin} {
@@ -70,6 +77,8 @@ func (d *demo) run(ctx context.Context) error {
 		StateDir:  d.stateDir,
 		Namespace: d.namespace,
 		Binaries:  localenv.Binaries{Manager: d.managerBin, Emulator: d.emulatorBin},
+		// The demo deletes nothing: no garbage collector, so no kube-controller-manager to build or start.
+		NoGarbageCollector: true,
 	}, func(title string, fn func(context.Context) (string, error)) error { return d.step(ctx, title, fn) })
 	if err != nil {
 		return err
@@ -81,11 +90,28 @@ func (d *demo) run(ctx context.Context) error {
 	return d.rotate(ctx, before)
 }
 
-// step prints a progress line, runs fn and prints how long it took.
+// step prints a progress line, runs fn, says every progressEvery that it
+// still runs, and prints how long it took and the time since the start.
 func (d *demo) step(ctx context.Context, title string, fn func(context.Context) (string, error)) error {
 	_, _ = fmt.Fprintf(d.out, "==> %s ...\n", title)
 	start := time.Now()
+	done, ticking := make(chan struct{}), make(chan struct{})
+	go func() { // the only writer to d.out while fn runs
+		defer close(ticking)
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_, _ = fmt.Fprintf(d.out, "      ... %s\n", elapsed(time.Since(start)))
+			}
+		}
+	}()
 	detail, err := fn(ctx)
+	close(done)
+	<-ticking
 	if err != nil {
 		if ctx.Err() != nil && !strings.Contains(err.Error(), ctx.Err().Error()) {
 			err = fmt.Errorf("%w (%v)", err, context.Cause(ctx)) //nolint:errorlint // the cause is a note: the step failed with err, not with the cancellation
@@ -95,27 +121,53 @@ func (d *demo) step(ctx context.Context, title string, fn func(context.Context) 
 	if detail != "" {
 		detail = ", " + detail
 	}
-	_, _ = fmt.Fprintf(d.out, "    ok (%s%s)\n", seconds(time.Since(start)), detail)
+	_, _ = fmt.Fprintf(d.out, "    ok (%s%s) [%s since the start]\n", seconds(time.Since(start)), detail, elapsed(time.Since(d.clock)))
 	return nil
 }
 
+// controlPlaneBins are the control-plane programs the demo runs, with what
+// each took to build on an empty Go cache on 2 cores (the figures of Banner).
+var controlPlaneBins = []struct {
+	name string
+	cold time.Duration
+}{{"etcd", 81 * time.Second}, {"kube-apiserver", 428 * time.Second}, {"kubectl", 27 * time.Second}}
+
+// buildControlPlane builds the control-plane programs that are missing,
+// one step each, with hack/build-control-plane.sh (what make envtest-bins
+// runs for all four).
 func (d *demo) buildControlPlane(ctx context.Context) error {
 	binDir, err := controlplane.BinDir()
 	if err != nil {
 		return err
 	}
-	missing := false
-	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kubectl"} {
-		if _, err := os.Stat(filepath.Join(binDir, b)); err != nil {
-			missing = true
+	for _, b := range controlPlaneBins {
+		if _, err := os.Stat(filepath.Join(binDir, b.name)); err == nil {
+			continue
+		}
+		title := fmt.Sprintf("building %s (Kubernetes %s) into %s from the Go module proxy, once; about %s on 2 cores with empty Go caches",
+			b.name, controlplane.Version, d.rel(binDir), elapsed(b.cold))
+		if err := d.step(ctx, title, func(ctx context.Context) (string, error) {
+			cmd := exec.CommandContext(ctx, filepath.Join(d.root, "hack", "build-control-plane.sh"), b.name)
+			cmd.Dir = d.root
+			cmd.Env = append(os.Environ(), "BIN_DIR="+binDir, "K8S_VERSION="+controlplane.Version)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return "", fmt.Errorf("hack/build-control-plane.sh %s: %w\n%s", b.name, err, indent(lastLines(string(out), 15), "  "))
+			}
+			return "", nil
+		}); err != nil {
+			return err
 		}
 	}
-	if !missing {
-		return nil
+	return nil
+}
+
+// elapsed is a duration rounded to the second, as 45s or 7m05s.
+func elapsed(d time.Duration) string {
+	d = d.Round(time.Second)
+	if d < time.Minute {
+		return fmt.Sprintf("%ds", int(d.Seconds()))
 	}
-	return d.step(ctx, fmt.Sprintf("building the control plane (etcd, kube-apiserver, kube-controller-manager, kubectl %s) "+
-		"into %s from the Go module proxy; this takes about 7 minutes on 2 cores, once", controlplane.Version, d.rel(binDir)),
-		func(ctx context.Context) (string, error) { return "", d.make(ctx, "envtest-bins") })
+	return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
 }
 
 func (d *demo) make(ctx context.Context, targets ...string) error {

@@ -243,3 +243,18 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// TestBannerMatchesMakefile keeps the first line of `make demo` (printed by
+// the Makefile before it compiles the demo) and of the demo program run on
+// its own the same.
+func TestBannerMatchesMakefile(t *testing.T) {
+	g := NewWithT(t)
+	root, err := localenv.RepoRoot()
+	g.Expect(err).NotTo(HaveOccurred())
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	g.Expect(err).NotTo(HaveOccurred())
+	m := regexp.MustCompile(`(?m)^DEMO_BANNER := (.*)$`).FindSubmatch(makefile)
+	g.Expect(m).NotTo(BeNil(), "the Makefile defines DEMO_BANNER")
+	g.Expect(string(m[1])).To(Equal(Banner), "DEMO_BANNER in the Makefile and Banner in hack/demo/main.go differ")
+	g.Expect(Banner).To(ContainSubstring("956 s"), "the measured cold time")
+}

@@ -60,7 +60,13 @@ func Scheme() *runtime.Scheme {
 // existing it borrows the current kubeconfig's cluster instead and installs
 // nothing.
 func StartControlPlane(ctx context.Context, root string, existing bool) (*controlplane.ControlPlane, client.Client, error) {
-	o := controlplane.Options{ControllerManager: true, UseExistingCluster: existing}
+	return startControlPlane(ctx, root, existing, true)
+}
+
+// startControlPlane is StartControlPlane, with kube-controller-manager only
+// when controllerManager is set.
+func startControlPlane(ctx context.Context, root string, existing, controllerManager bool) (*controlplane.ControlPlane, client.Client, error) {
+	o := controlplane.Options{ControllerManager: controllerManager, UseExistingCluster: existing}
 	if !existing {
 		o.CRDDirectoryPaths = []string{filepath.Join(root, "config", "crd", "bases")}
 	}
