@@ -74,6 +74,7 @@ func main() {
 		eventsKey           string
 		eventsOpenHandshake bool
 		metricsCertDir      string
+		printVersion        bool
 	)
 	opts := controllers.DefaultOptions()
 
@@ -111,10 +112,15 @@ func main() {
 	flag.BoolVar(&eventsOpenHandshake, "events-allow-unauthenticated-handshake", false,
 		"Answer subscription validation handshakes that carry no key (deliveries still need it): for an Event Grid "+
 			"subscription that sends the key in the X-Vaultsync-Key header but not on the handshake.")
+	flag.BoolVar(&printVersion, "version", false, "Print the version and exit.")
 	opts.BindFlags(flag.CommandLine)
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if printVersion {
+		fmt.Println("vaultsync " + version.Version)
+		return
+	}
 	if dev {
 		zapOpts.Development = true
 	}
