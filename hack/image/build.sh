@@ -76,23 +76,25 @@ esac
 
 bah() { buildah --storage-driver vfs --root "$IMAGE_STORAGE_ROOT" --runroot "$IMAGE_RUN_ROOT" "$@"; }
 
-# Working containers of this run, removed on exit whatever happens.
-containers=()
-cleanup() {
-	local c
-	for c in "${containers[@]}"; do
-		bah umount "$c" >/dev/null 2>&1 || true
-		bah rm "$c" >/dev/null 2>&1 || true
-	done
-	[ -z "${work:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
 # buildah keeps the RUN --mount=type=cache directories under $TMPDIR
 # (buildah-cache-0); a directory next to the storage root keeps them, and the
 # scratch space of this script, out of /var/tmp cleaners' and the source tree's way.
 export TMPDIR="$IMAGE_STORAGE_ROOT.tmp"
 mkdir -p "$IMAGE_CACHE_DIR" "$IMAGE_STORAGE_ROOT" "$TMPDIR" "$(dirname "$IMAGE_ARCHIVE")"
+
+# The storage root belongs to this script alone, and one run at a time holds
+# it (make image in two worktrees waits here), so every working container in
+# it is one of ours: those a failed build leaves behind are removed on exit.
+exec 9>"$IMAGE_STORAGE_ROOT.lock"
+flock 9
 work="$(mktemp -d "$TMPDIR/work.XXXXXX")"
+cleanup() {
+	bah umount --all >/dev/null 2>&1 || true
+	bah rm --all >/dev/null 2>&1 || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+bah rm --all >/dev/null
 
 # label_of IMAGE: the stand-in label's value of IMAGE in local storage, empty when absent.
 label_of() {
@@ -115,16 +117,29 @@ if [ ! -s "$DEBIAN_TAR" ]; then
 fi
 standin_id="debian-$DEBIAN_SUITE-minbase+$GOVERSION_HOST"
 
+# The builder must reach the same module proxy as this machine's go, which may
+# sit behind a TLS-inspecting proxy whose CA this machine trusts locally
+# (Debian keeps such CAs in /usr/local/share/ca-certificates). The builder
+# stand-in trusts them too; the runtime stand-in, which ends up in the image,
+# gets Debian's bundle only.
+local_cas=()
+for f in /usr/local/share/ca-certificates/*.crt; do [ -f "$f" ] && local_cas+=("$f"); done
+builder_id="$standin_id+cas:$(cat /dev/null "${local_cas[@]}" | sha256sum | cut -c1-12)"
+
 # Builder stand-in: the Debian root with the local Go toolchain at /usr/local/go,
 # laid out like the official golang image (GOPATH=/go, GOTOOLCHAIN=local).
-if [ "$(label_of "$BUILDER_BASE_FULL")" != "$standin_id" ]; then
+if [ "$(label_of "$BUILDER_BASE_FULL")" != "$builder_id" ]; then
 	log "making the builder stand-in $BUILDER_BASE (Debian $DEBIAN_SUITE + $GOVERSION_HOST from $GOROOT_HOST)"
 	c="$(bah from --pull=never scratch)"
-	containers+=("$c")
 	mnt="$(bah mount "$c")"
 	tar -C "$mnt" --numeric-owner -xf "$DEBIAN_TAR"
 	mkdir -p "$mnt/usr/local"
 	cp -a "$GOROOT_HOST" "$mnt/usr/local/go"
+	if [ "${#local_cas[@]}" -gt 0 ]; then
+		mkdir -p "$mnt/usr/local/share/ca-certificates"
+		cp "${local_cas[@]}" "$mnt/usr/local/share/ca-certificates/"
+		cat "${local_cas[@]}" >>"$mnt/etc/ssl/certs/ca-certificates.crt"
+	fi
 	mkdir -p "$mnt/go/bin" "$mnt/go/src"
 	chmod 1777 "$mnt/go"
 	bah umount "$c" >/dev/null
@@ -132,11 +147,10 @@ if [ "$(label_of "$BUILDER_BASE_FULL")" != "$standin_id" ]; then
 		--env PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 		--env GOPATH=/go --env GOTOOLCHAIN=local --env "GOLANG_VERSION=${GOVERSION_HOST#go}" \
 		--workingdir /go --cmd bash \
-		--label "$STANDIN_LABEL=$standin_id" \
+		--label "$STANDIN_LABEL=$builder_id" \
 		--label "org.opencontainers.image.description=local stand-in for $BUILDER_BASE; never push" \
 		"$c"
 	bah commit --quiet --rm "$c" "$BUILDER_BASE_FULL" >/dev/null
-	containers=()
 fi
 
 # Runtime stand-in: what distroless/static:nonroot holds and the manager uses:
@@ -145,7 +159,6 @@ fi
 if [ "$(label_of "$RUNTIME_BASE")" != "$standin_id" ]; then
 	log "making the runtime stand-in $RUNTIME_BASE (from scratch; CA bundle and zoneinfo from Debian)"
 	c="$(bah from --pull=never scratch)"
-	containers+=("$c")
 	mnt="$(bah mount "$c")"
 	tar -C "$mnt" --numeric-owner -xf "$DEBIAN_TAR" ./etc/ssl/certs/ca-certificates.crt ./usr/share/zoneinfo
 	mkdir -p "$mnt/tmp" "$mnt/root" "$mnt/home/nonroot"
@@ -172,7 +185,6 @@ if [ "$(label_of "$RUNTIME_BASE")" != "$standin_id" ]; then
 		--label "org.opencontainers.image.description=local stand-in for $RUNTIME_BASE; never push" \
 		"$c"
 	bah commit --quiet --rm "$c" "$RUNTIME_BASE" >/dev/null
-	containers=()
 fi
 
 # The image itself, from the Dockerfile as written. The module proxy settings
@@ -183,7 +195,9 @@ bah build \
 	--pull=never \
 	--isolation "$IMAGE_ISOLATION" \
 	--network host \
-	--layers \
+	--layers=false \
+	--build-arg "TARGETOS=linux" \
+	--build-arg "TARGETARCH=$(go env GOARCH)" \
 	--build-arg "VERSION=$VERSION" \
 	--build-arg "GOPROXY=$(go env GOPROXY)" \
 	--build-arg "GOSUMDB=$(go env GOSUMDB)" \
@@ -198,4 +212,6 @@ log "saving $IMAGE_TAG to $IMAGE_ARCHIVE"
 rm -f "$IMAGE_ARCHIVE.tmp"
 bah push --quiet "$IMAGE_TAG" "oci-archive:$IMAGE_ARCHIVE.tmp:$IMAGE_TAG"
 mv "$IMAGE_ARCHIVE.tmp" "$IMAGE_ARCHIVE"
+# The previous build of the tag is now unnamed; vfs keeps whole copies, so drop it.
+bah rmi --prune >/dev/null 2>&1 || true
 log "done: $IMAGE_ARCHIVE ($(du -h "$IMAGE_ARCHIVE" | cut -f1))"
