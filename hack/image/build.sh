@@ -7,7 +7,7 @@
 # makes local stand-ins under the same names, from Debian packages
 # (debootstrap) and the local Go toolchain, and then builds with --pull=never:
 # a stand-in is only ever used from local storage, never pulled or pushed.
-# Both carry the label io.vaultsync.standin=true.
+# Both carry the label io.vaultsync.standin, which the image inherits.
 #
 # Storage: buildah's vfs driver in its own root (IMAGE_STORAGE_ROOT, default
 # /var/lib/vaultsync/containers), apart from any other container storage on the
@@ -115,7 +115,7 @@ if [ ! -s "$DEBIAN_TAR" ]; then
 	mv "$DEBIAN_TAR.tmp" "$DEBIAN_TAR"
 	rm -rf "$rootfs"
 fi
-standin_id="debian-$DEBIAN_SUITE-minbase+$GOVERSION_HOST"
+standin_id="local stand-in, never push: debian-$DEBIAN_SUITE-minbase+$GOVERSION_HOST"
 
 # The builder must reach the same module proxy as this machine's go, which may
 # sit behind a TLS-inspecting proxy whose CA this machine trusts locally
@@ -148,7 +148,6 @@ if [ "$(label_of "$BUILDER_BASE_FULL")" != "$builder_id" ]; then
 		--env GOPATH=/go --env GOTOOLCHAIN=local --env "GOLANG_VERSION=${GOVERSION_HOST#go}" \
 		--workingdir /go --cmd bash \
 		--label "$STANDIN_LABEL=$builder_id" \
-		--label "org.opencontainers.image.description=local stand-in for $BUILDER_BASE; never push" \
 		"$c"
 	bah commit --quiet --rm "$c" "$BUILDER_BASE_FULL" >/dev/null
 fi
@@ -182,7 +181,6 @@ if [ "$(label_of "$RUNTIME_BASE")" != "$standin_id" ]; then
 		--env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
 		--user 65532 --workingdir /home/nonroot \
 		--label "$STANDIN_LABEL=$standin_id" \
-		--label "org.opencontainers.image.description=local stand-in for $RUNTIME_BASE; never push" \
 		"$c"
 	bah commit --quiet --rm "$c" "$RUNTIME_BASE" >/dev/null
 fi
