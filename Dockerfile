@@ -6,6 +6,12 @@ FROM --platform=$BUILDPLATFORM golang:1.26 AS builder
 ARG TARGETOS
 ARG TARGETARCH
 ARG VERSION=dev
+# Go module proxy settings, for builds behind a proxy or mirror (make image
+# passes the host's `go env` values). Unset, Go's defaults apply.
+ARG GOPROXY
+ARG GOSUMDB
+ARG GONOSUMDB
+ARG GOFLAGS
 WORKDIR /workspace
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
