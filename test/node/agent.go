@@ -70,6 +70,10 @@ type Options struct {
 	// ResyncPeriod is how often secret, configMap and projected volumes
 	// are refreshed (default 10s).
 	ResyncPeriod time.Duration
+	// TokenRefreshAfter, when set, also refreshes projected tokens older
+	// than this (tests; the API server issues tokens for 10 minutes at
+	// least, and a kubelet refreshes them at 80% of their life).
+	TokenRefreshAfter time.Duration
 	// Log receives the agent's log (default stderr).
 	Log io.Writer
 }
@@ -399,11 +403,14 @@ func (a *Agent) onPod(pod *corev1.Pod) {
 	a.mu.Lock()
 	w, ok := a.workers[pod.UID]
 	if !ok {
+		if pod.DeletionTimestamp != nil {
+			// Nothing of it runs here (any more): finish the deletion.
+			a.mu.Unlock()
+			go a.deletePod(pod)
+			return
+		}
 		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			a.mu.Unlock()
-			if pod.DeletionTimestamp != nil {
-				go a.deletePod(pod)
-			}
 			return
 		}
 		w = newPodWorker(a, pod)
@@ -575,7 +582,30 @@ func (a *Agent) Container(namespace, pod, container string) (ContainerInfo, bool
 	return r.info()
 }
 
-// token issues a ServiceAccount token bound to a Pod.
+// DialPod connects to a port of a Pod of this node inside its network
+// namespace (what `kubectl port-forward` does through a kubelet).
+func (a *Agent) DialPod(ctx context.Context, namespace, pod string, port int) (net.Conn, error) {
+	a.mu.Lock()
+	var w *podWorker
+	for _, cand := range a.workers {
+		if p := cand.currentPod(); p.Namespace == namespace && p.Name == pod {
+			w = cand
+		}
+	}
+	a.mu.Unlock()
+	if w == nil {
+		return nil, fmt.Errorf("pod %s/%s does not run on node %s", namespace, pod, a.o.NodeName)
+	}
+	w.mu.Lock()
+	ns := w.netnsPth
+	w.mu.Unlock()
+	if ns == "" {
+		return nil, fmt.Errorf("pod %s/%s has no network namespace yet", namespace, pod)
+	}
+	return DialIn(ctx, ns, fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
+}
+
+// Token issues a ServiceAccount token bound to a Pod.
 func (a *Agent) Token(ctx context.Context, pod *corev1.Pod, audience string, exp int64) (*authenticationv1.TokenRequestStatus, error) {
 	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
 		ExpirationSeconds: &exp,

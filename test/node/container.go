@@ -14,9 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"golang.org/x/sys/unix"
 )
 
 // containerRunner runs one container of a Pod again and again, as its
@@ -38,6 +38,8 @@ type containerRunner struct {
 	done     chan struct{}
 	// killReason is set when the agent kills the run (liveness).
 	killReason string
+	// final is set when the container will not run again (restart policy).
+	final bool
 }
 
 func newContainerRunner(w *podWorker, c *corev1.Container) *containerRunner {
@@ -51,10 +53,10 @@ func newContainerRunner(w *podWorker, c *corev1.Container) *containerRunner {
 	}
 }
 
-func (r *containerRunner) status() corev1.ContainerStatus {
+func (r *containerRunner) status() (corev1.ContainerStatus, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return *r.st.DeepCopy()
+	return *r.st.DeepCopy(), r.final
 }
 
 func (r *containerRunner) info() (ContainerInfo, bool) {
@@ -129,11 +131,15 @@ func (r *containerRunner) run() {
 		}
 		restart := policy == corev1.RestartPolicyAlways || policy == "" || (policy == corev1.RestartPolicyOnFailure && code != 0)
 		if !restart {
+			r.mu.Lock()
+			r.final = true
+			r.mu.Unlock()
+			r.w.markDirty()
 			return
 		}
 		// Kubernetes-like back-off: the first restart is at once, then
 		// base, doubling up to max; a run of 10 minutes resets it.
-		st := r.status()
+		st, _ := r.status()
 		if t := st.LastTerminationState.Terminated; t != nil && t.FinishedAt.Sub(t.StartedAt.Time) > 10*time.Minute {
 			backoff = 0
 		}

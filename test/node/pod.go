@@ -13,11 +13,11 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"golang.org/x/sys/unix"
 )
 
 // podWorker owns one Pod on the node: its network namespace, volumes,
@@ -57,12 +57,14 @@ type podWorker struct {
 
 func newPodWorker(a *Agent, pod *corev1.Pod) *podWorker {
 	ctx, cancel := context.WithCancel(a.ctx)
+	tokens := newTokenCache()
+	tokens.maxAge = a.o.TokenRefreshAfter
 	return &podWorker{
 		a: a, uid: pod.UID, pod: pod.DeepCopy(),
 		dir:      filepath.Join(a.o.StateDir, "pods", string(pod.UID)),
 		runners:  map[string]*containerRunner{},
 		startAt:  metav1.Now(),
-		tokens:   newTokenCache(),
+		tokens:   tokens,
 		conds:    map[corev1.PodConditionType]corev1.PodCondition{},
 		updates:  make(chan struct{}, 1),
 		statusCh: make(chan struct{}, 1),
@@ -584,11 +586,12 @@ func (w *podWorker) computeStatus(pod *corev1.Pod) corev1.PodStatus {
 		st.PodIP, st.PodIPs = ip, []corev1.PodIP{{IP: ip}}
 	}
 	var statuses []corev1.ContainerStatus
-	allReady, anyRunning, allDone, anyFailed := true, false, true, false
+	allReady, anyRunning, allFinal, anyFailed := true, false, true, false
 	for _, c := range pod.Spec.Containers {
 		var cs corev1.ContainerStatus
+		final := false
 		if r := w.runner(c.Name); r != nil {
-			cs = r.status()
+			cs, final = r.status()
 		} else {
 			reason, msg := "ContainerCreating", ""
 			if setupErr != "" {
@@ -602,25 +605,21 @@ func (w *podWorker) computeStatus(pod *corev1.Pod) corev1.PodStatus {
 		if !cs.Ready {
 			allReady = false
 		}
-		if cs.State.Running != nil {
+		// Running, or restarting after having run, counts as running.
+		if cs.State.Running != nil || (!final && (cs.State.Terminated != nil || cs.LastTerminationState.Terminated != nil)) {
 			anyRunning = true
 		}
-		if t := cs.State.Terminated; t != nil {
-			if t.ExitCode != 0 {
-				anyFailed = true
-			}
-		} else {
-			allDone = false
-		}
-		if cs.State.Waiting != nil && cs.RestartCount > 0 {
-			anyRunning = true // restarting counts as running
+		if !final {
+			allFinal = false
+		} else if t := cs.State.Terminated; t != nil && t.ExitCode != 0 {
+			anyFailed = true
 		}
 	}
 	st.ContainerStatuses = statuses
 	switch {
-	case len(statuses) > 0 && allDone && anyFailed:
+	case len(statuses) > 0 && allFinal && anyFailed:
 		st.Phase = corev1.PodFailed
-	case len(statuses) > 0 && allDone:
+	case len(statuses) > 0 && allFinal:
 		st.Phase = corev1.PodSucceeded
 	case anyRunning:
 		st.Phase = corev1.PodRunning

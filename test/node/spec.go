@@ -256,7 +256,6 @@ func BuildSpec(in SpecInput) (*specs.Spec, error) {
 				Bounding: caps, Effective: caps, Permitted: caps,
 			},
 			NoNewPrivileges: csc.AllowPrivilegeEscalation != nil && !*csc.AllowPrivilegeEscalation,
-			Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1048576, Soft: 1048576}},
 		},
 		Root:     &specs.Root{Path: in.RootFS, Readonly: ptrTrue(csc.ReadOnlyRootFilesystem)},
 		Hostname: in.Hostname,

@@ -55,11 +55,13 @@ type tokenCache struct {
 	mu     sync.Mutex
 	tokens map[string]cachedToken
 	now    func() time.Time
+	// maxAge, when set, refreshes tokens older than it even earlier.
+	maxAge time.Duration
 }
 
 type cachedToken struct {
-	token            string
-	issued, expires  time.Time
+	token           string
+	issued, expires time.Time
 }
 
 func newTokenCache() *tokenCache {
@@ -71,7 +73,7 @@ func (tc *tokenCache) get(ctx context.Context, src TokenSource, pod *corev1.Pod,
 	tc.mu.Lock()
 	t, ok := tc.tokens[key]
 	tc.mu.Unlock()
-	if ok && !tokenDue(t.issued, t.expires, tc.now()) {
+	if ok && !tokenDue(t.issued, t.expires, tc.now()) && (tc.maxAge == 0 || tc.now().Sub(t.issued) < tc.maxAge) {
 		return t.token, nil
 	}
 	st, err := src.Token(ctx, pod, audience, exp)
@@ -98,6 +100,9 @@ func (tc *tokenCache) nextDue() time.Time {
 	var next time.Time
 	for _, t := range tc.tokens {
 		due := t.issued.Add(t.expires.Sub(t.issued) * 8 / 10)
+		if tc.maxAge > 0 && t.issued.Add(tc.maxAge).Before(due) {
+			due = t.issued.Add(tc.maxAge)
+		}
 		if next.IsZero() || due.Before(next) {
 			next = due
 		}
