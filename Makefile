@@ -191,6 +191,18 @@ FUZZ_TIME ?= 5s
 bench: envtest-bins ## Benchmark on the local control plane + emulator; prints the results table (BENCH_ARGS=-large 10000 ...).
 	go run ./test/bench $(BENCH_ARGS)
 
+PROFILE_DIR ?= $(LOCALBIN)/bench-profile
+.PHONY: bench-profile
+bench-profile: envtest-bins ## Where the convergence time goes: CPU/heap profiles of the manager and kube-apiserver, and the apiserver's request, admission and CEL time (in $(PROFILE_DIR)).
+	@mkdir -p $(PROFILE_DIR) && rm -f $(PROFILE_DIR)/*.pprof
+	go run ./test/bench -refresh=false -restart=false -budget=0 -memory=false $(BENCH_ARGS) \
+		-cpuprofile $(PROFILE_DIR)/manager-cpu.pprof -memprofile $(PROFILE_DIR)/manager-heap.pprof -apiserver-profile $(PROFILE_DIR)/apiserver
+	@echo; echo "== manager CPU (component=manager), top 15 by cumulative time"
+	@go tool pprof -top -cum -nodecount=15 -tagfocus component=manager $(PROFILE_DIR)/manager-cpu.pprof 2>/dev/null | tail -n +6
+	@echo; echo "== kube-apiserver CPU, top 15 by cumulative time"
+	@go tool pprof -top -cum -nodecount=15 $(PROFILE_DIR)/apiserver-cpu-*.pprof 2>/dev/null | tail -n +6
+	@echo; echo "== kube-apiserver time by request, admission step and CEL"; cat $(PROFILE_DIR)/apiserver-metrics.txt
+
 .PHONY: test-faults
 test-faults: envtest-bins ## Fault suite: Key Vault, Entra ID and Kubernetes faults with continuous invariants.
 	go test -timeout $(FAULTS_TIMEOUT) -count=1 -v ./test/faults/... -ginkgo.v

@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap/zapcore"
@@ -33,6 +34,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -43,6 +45,7 @@ import (
 
 	"github.com/vaultsync/vaultsync/controllers"
 	"github.com/vaultsync/vaultsync/internal/events"
+	"github.com/vaultsync/vaultsync/internal/leaderpod"
 	"github.com/vaultsync/vaultsync/internal/metrics"
 	"github.com/vaultsync/vaultsync/internal/version"
 )
@@ -74,6 +77,8 @@ func main() {
 		eventsKey           string
 		eventsOpenHandshake bool
 		metricsCertDir      string
+		leaderPodLabel      string
+		podName             string
 	)
 	opts := controllers.DefaultOptions()
 
@@ -111,6 +116,10 @@ func main() {
 	flag.BoolVar(&eventsOpenHandshake, "events-allow-unauthenticated-handshake", false,
 		"Answer subscription validation handshakes that carry no key (deliveries still need it): for an Event Grid "+
 			"subscription that sends the key in the X-Vaultsync-Key header but not on the handshake.")
+	flag.StringVar(&leaderPodLabel, "leader-pod-label", "",
+		"Label this replica puts on its own Pod (--pod-name) while it leads and the events endpoint listens, and removes "+
+			"at start and on stepping down, so the events Service can select the leader alone; empty turns it off.")
+	flag.StringVar(&podName, "pod-name", os.Getenv("POD_NAME"), "Name of the manager's own Pod (for --leader-pod-label).")
 	opts.BindFlags(flag.CommandLine)
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -134,6 +143,7 @@ func main() {
 		kubeQPS: float32(kubeQPS), kubeBurst: kubeBurst, operatorNS: operatorNS, hashKeySecret: hashKeySecret,
 		eventsAddr: eventsAddr, eventsSecret: eventsSecret, eventsCert: eventsCert, eventsKey: eventsKey,
 		eventsOpenHandshake: eventsOpenHandshake, metricsCertDir: metricsCertDir,
+		leaderPodLabel: leaderPodLabel, podName: podName,
 	}); err != nil {
 		log.Error(err, "manager exited with an error")
 		os.Exit(1)
@@ -153,6 +163,7 @@ type runConfig struct {
 	eventsCert, eventsKey      string
 	eventsOpenHandshake        bool
 	metricsCertDir             string
+	leaderPodLabel, podName    string
 }
 
 func run(opts controllers.Options, rc runConfig) error {
@@ -160,6 +171,7 @@ func run(opts controllers.Options, rc runConfig) error {
 	if err != nil {
 		return fmt.Errorf("loading kubeconfig: %w", err)
 	}
+	ctrl.Log.WithName("setup").Info("Kubernetes API", "configuration", configSource(), "host", cfg.Host)
 	cfg.QPS, cfg.Burst = rc.kubeQPS, rc.kubeBurst
 	cfg.UserAgent = "vaultsync/" + version.Version
 
@@ -195,6 +207,22 @@ func run(opts controllers.Options, rc runConfig) error {
 			// Only the leader reconciles, so only the leader listens: route
 			// the Service to ready pods (standbys are not ready for events).
 			LeaderOnly: rc.leaderElect, Gate: opts.Events.Ready(), Logger: ctrl.Log.WithName("events")}
+	}
+	var leaderLabel *leaderpod.Label
+	if rc.leaderPodLabel != "" {
+		leaderLabel = &leaderpod.Label{Client: direct, Namespace: rc.operatorNS, Name: rc.podName, Key: rc.leaderPodLabel,
+			Logger: ctrl.Log.WithName("leader-label")}
+		if eventsServer != nil {
+			listening := make(chan struct{})
+			eventsServer.OnListen = sync.OnceFunc(func() { close(listening) })
+			leaderLabel.Ready = listening
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := leaderLabel.Clear(ctx)
+		cancel()
+		if err != nil {
+			return err
+		}
 	}
 
 	var tlsOpts []func(*tls.Config)
@@ -256,6 +284,11 @@ func run(opts controllers.Options, rc runConfig) error {
 			return err
 		}
 	}
+	if leaderLabel != nil {
+		if err := mgr.Add(leaderLabel); err != nil {
+			return err
+		}
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
@@ -263,6 +296,22 @@ func run(opts controllers.Options, rc runConfig) error {
 		return err
 	}
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// configSource says where the Kubernetes client configuration comes from, in
+// the order controller-runtime looks: --kubeconfig, $KUBECONFIG, the Pod's
+// in-cluster configuration, ~/.kube/config.
+func configSource() string {
+	if f := flag.Lookup("kubeconfig"); f != nil && f.Value.String() != "" {
+		return "kubeconfig from --kubeconfig"
+	}
+	if os.Getenv("KUBECONFIG") != "" {
+		return "kubeconfig from $KUBECONFIG"
+	}
+	if _, err := rest.InClusterConfig(); err == nil {
+		return "in-cluster"
+	}
+	return "kubeconfig from ~/.kube/config"
 }
 
 // maxVerbosity is the most verbose log level the operator emits (V(6):

@@ -39,6 +39,9 @@ type Server struct {
 	// connection refused makes Event Grid retry, where an accepted delivery
 	// routed nowhere would be lost.
 	Gate <-chan struct{}
+	// OnListen, when set, is called once the server accepts connections
+	// (for example to label the Pod a Service selects).
+	OnListen func()
 	// Logger logs start and stop.
 	Logger logr.Logger
 	// ShutdownTimeout bounds the graceful stop (default 10s).
@@ -102,6 +105,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.Logger.Info("serving Event Grid deliveries", "address", ln.Addr().String(), "path", path, "tls", tlsOn)
+	if s.OnListen != nil {
+		s.OnListen()
+	}
 	select {
 	case err := <-errc:
 		return err

@@ -6,6 +6,7 @@
 //	go run ./test/bench                   # the default run (make bench)
 //	go run ./test/bench -large 10000      # also 10,000 VaultSecrets (minutes)
 //	go run ./test/bench -sweep 8:50:100,16:200:400,32:500:1000   # workers:qps:burst
+//	go run ./test/bench -cpuprofile cpu.pprof -memprofile heap.pprof -apiserver-profile api   # where the time goes
 package main
 
 import (
@@ -40,6 +41,7 @@ type config struct {
 	sweep     string
 	out       string
 	verbose   bool
+	prof      *profiler
 }
 
 func main() {
@@ -59,6 +61,10 @@ func main() {
 	flag.StringVar(&c.sweep, "sweep", "", "only measure convergence for each workers:qps:burst in this comma-separated list")
 	flag.StringVar(&c.out, "out", "", "also write the Markdown table to this file")
 	flag.BoolVar(&c.verbose, "v", false, "log the managers and the control plane to stderr")
+	c.prof = &profiler{}
+	flag.StringVar(&c.prof.cpuFile, "cpuprofile", "", "write a CPU profile of the main convergence to this file (manager goroutines labelled component=manager)")
+	flag.StringVar(&c.prof.memFile, "memprofile", "", "write a heap profile to this file once the main convergence is Ready")
+	flag.StringVar(&c.prof.apiPrefix, "apiserver-profile", "", "write kube-apiserver CPU profiles of the main convergence to PREFIX-cpu-N.pprof and its request, admission and CEL metric growth to PREFIX-metrics.txt")
 	flag.Parse()
 	ctrl.SetLogger(logr.Discard())
 	if err := run(c, strings.Join(os.Args[1:], " ")); err != nil {

@@ -153,6 +153,13 @@ func (b *bench) converge(ctx context.Context, mgr *harness.Manager, ns string, n
 	}
 	url := b.env.VaultURL(harness.Vault)
 	before := mgr.Counter.Snapshot()
+	prof := report && b.c.prof.enabled()
+	if prof {
+		b.c.prof.cfg = b.env.CP.Config
+		if err := b.c.prof.start(); err != nil {
+			return nil, err
+		}
+	}
 	start := time.Now()
 	if err := b.createVaultSecrets(ctx, ns, n, func(int) v1alpha1.VaultSecretSpec { return vsSpec(url, interval, sharedSecrets...) }); err != nil {
 		return nil, err
@@ -162,6 +169,11 @@ func (b *bench) converge(ctx context.Context, mgr *harness.Manager, ns string, n
 		return nil, err
 	}
 	took := time.Since(start)
+	if prof {
+		if err := b.c.prof.finish(b.t); err != nil {
+			return nil, err
+		}
+	}
 	allReady := time.Now()
 	time.Sleep(2 * time.Second) // events are sent asynchronously
 	d := mgr.Counter.Snapshot().Sub(before)

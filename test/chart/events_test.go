@@ -93,6 +93,11 @@ events:
 			g.Expect(pod.Volumes).NotTo(ContainElement(HaveField("Name", "events-tls")))
 			g.Expect(c.VolumeMounts).NotTo(ContainElement(HaveField("Name", "events-tls")))
 			g.Expect(eventsObjects(m)).To(BeEmpty())
+			// No events Service to steer: the manager never labels or patches Pods.
+			g.Expect(c.Args).NotTo(ContainElement(HavePrefix("--leader-pod-label")))
+			for _, r := range allRules(t, m) {
+				g.Expect(r.Resources).NotTo(ContainElement("pods"), "rule %+v", r)
+			}
 			g.Expect(m.ofKind("Ingress")).To(BeEmpty())
 			for _, r := range allRules(t, m) {
 				g.Expect(r.ResourceNames).NotTo(ContainElement(ContainSubstring("events")), "rule %+v", r)
@@ -139,7 +144,21 @@ func TestTemplateEventsEnabled(t *testing.T) {
 	g.Expect(svc.Spec.Ports).To(ConsistOf(corev1.ServicePort{
 		Name: "http", Port: 9443, TargetPort: intstr.FromString("events"), Protocol: corev1.ProtocolTCP,
 	}))
-	g.Expect(svc.Spec.Selector).To(Equal(d.Spec.Selector.MatchLabels))
+	// It selects the manager Pods, and of those only the one the leader labels.
+	leaderSelector := map[string]string{"vaultsync.io/leader": "true"}
+	for k, v := range d.Spec.Selector.MatchLabels {
+		leaderSelector[k] = v
+	}
+	g.Expect(svc.Spec.Selector).To(Equal(leaderSelector))
+	g.Expect(c.Args).To(ContainElement("--leader-pod-label=vaultsync.io/leader"))
+	g.Expect(c.Env).To(ContainElement(And(HaveField("Name", "POD_NAME"),
+		HaveField("ValueFrom.FieldRef.FieldPath", "metadata.name"))))
+	// The Pod template never carries the label: only a running leader sets it.
+	g.Expect(d.Spec.Template.Labels).NotTo(HaveKey("vaultsync.io/leader"))
+	le := m.find("Role", releaseNamespace, "vaultsync-leader-election")
+	g.Expect(le).NotTo(BeNil())
+	g.Expect(convert[rbacv1.Role](t, le).Rules).To(ContainElement(rbacv1.PolicyRule{
+		APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "patch"}}))
 	g.Expect(svc.Labels).To(HaveKeyWithValue("app.kubernetes.io/component", "events"))
 	// Not picked by the ServiceMonitor's selector, which looks for component=metrics.
 	g.Expect(svc.Labels).NotTo(HaveKeyWithValue("app.kubernetes.io/component", "metrics"))

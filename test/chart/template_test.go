@@ -211,13 +211,18 @@ func TestTemplateCommon(t *testing.T) {
 			// Leader election: a Role in the release namespace, nothing cluster-wide.
 			le := m.find("Role", releaseNamespace, "vaultsync-leader-election")
 			g.Expect(le).NotTo(BeNil(), "leader-election Role; objects: %v", m.names())
-			g.Expect(convert[rbacv1.Role](t, le).Rules).To(Equal([]rbacv1.PolicyRule{{
+			leRules := []rbacv1.PolicyRule{{
 				APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"},
 				Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"},
 			}, {
 				// controller-runtime's leader election records core/v1 Events.
 				APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"},
-			}}))
+			}}
+			if eventsObjects(m) != nil {
+				// With the events endpoint, the leader labels its own Pod.
+				leRules = append(leRules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "patch"}})
+			}
+			g.Expect(convert[rbacv1.Role](t, le).Rules).To(Equal(leRules))
 			expectBinding(g, t, m, "RoleBinding", releaseNamespace, "vaultsync-leader-election", "Role")
 			for _, r := range allRules(t, m) {
 				if slices.Contains(r.Resources, "leases") {

@@ -29,6 +29,8 @@ const (
 	tick = 50 * time.Millisecond
 	// demoHost is the emulated vault of hack/demo/emulator.yaml.
 	demoHost = "demo.vault.azure.net"
+	// leaderLabel is the label the leading replica puts on its Pod (the chart's).
+	leaderLabel = "vaultsync.io/leader"
 )
 
 var _ = Describe("Restarts and failovers", Ordered, func() {
@@ -41,9 +43,10 @@ var _ = Describe("Restarts and failovers", Ordered, func() {
 		setSecret("failover-expiring", "expiring-value", &expires)
 		leader = startReplica("a")
 		svc = newService()
-		svc.add(leader.events)
+		svc.add(leader)
 		subscribe(svc)
 		Eventually(leader.listening, wait, tick).Should(BeTrue(), "the leader serves events")
+		Eventually(leader.labelled, wait, tick).Should(BeTrue(), "the leader labels its Pod")
 		createVS("onchange", v1alpha1.VaultSecretSpec{RefreshPolicy: v1alpha1.RefreshOnChange,
 			Data: []v1alpha1.DataItem{{Key: "v", Remote: v1alpha1.RemoteRef{Name: "failover-rotating"}}}})
 		createVS("expiring", v1alpha1.VaultSecretSpec{RefreshPolicy: v1alpha1.RefreshOnChange,
@@ -53,8 +56,11 @@ var _ = Describe("Restarts and failovers", Ordered, func() {
 
 	It("routes a Key Vault event to an OnChange VaultSecret after the manager restarts", func() {
 		restarted := time.Now()
+		prev := leader
 		leader = leader.restart()
+		svc.replace(prev, leader)
 		Eventually(leader.listening, wait, tick).Should(BeTrue(), "the restarted manager serves events")
+		Eventually(leader.labelled, wait, tick).Should(BeTrue(), "the restarted leader labels its Pod again")
 		Expect(leader.logged("restored the event index")).To(BeTrue())
 
 		By("reading the expiry gauge, restored from status without a sync")
@@ -69,17 +75,30 @@ var _ = Describe("Restarts and failovers", Ordered, func() {
 
 	It("routes events after a leader failover, and the new leader rewrites no Secret", func() {
 		standby := startReplica("b")
-		svc.add(standby.events)
+		svc.add(standby)
 		Eventually(func() bool { return standby.logged("Attempting to acquire leader lease") }, wait, tick).Should(BeTrue())
-		Consistently(standby.listening, 2*time.Second, 200*time.Millisecond).Should(BeFalse(), "a standby does not serve events")
+		Consistently(func() bool { return standby.listening() || standby.labelled() }, 2*time.Second, 200*time.Millisecond).
+			Should(BeFalse(), "a standby neither serves events nor carries the leader label")
+		Expect(leader.labelled()).To(BeTrue())
 		before := secretVersions()
 
-		By("killing the leader (SIGKILL: no lease release)")
+		By("killing the leader (SIGKILL: no lease release, so its Pod keeps the label)")
 		Expect(leader.proc.Signal(syscall.SIGKILL)).To(Succeed())
 		killed := time.Now()
 		Eventually(standby.listening, wait, tick).Should(BeTrue(), "the standby takes over and serves events")
-		GinkgoWriter.Printf("takeover after SIGKILL: %s\n", time.Since(killed).Round(time.Millisecond))
+		Eventually(standby.labelled, wait, tick).Should(BeTrue(), "the new leader labels its Pod")
+		GinkgoWriter.Printf("takeover after SIGKILL (listening and labelled): %s\n", time.Since(killed).Round(time.Millisecond))
+		old := leader
 		leader = standby
+
+		By("restarting the killed replica's container: it removes the stale label before anything else")
+		restarted := old.restart()
+		svc.replace(old, restarted)
+		Eventually(restarted.labelled, wait, tick).Should(BeFalse(), "a restarted former leader drops the label")
+		Eventually(func() bool { return restarted.logged("Attempting to acquire leader lease") }, wait, tick).
+			Should(BeTrue(), "it starts as a standby")
+		Expect(restarted.listening()).To(BeFalse())
+		restarted.stop()
 		Eventually(func() bool { return leader.logged("restored the event index") }, wait, tick).Should(BeTrue())
 		Consistently(secretVersions, 2*time.Second, 200*time.Millisecond).Should(Equal(before), "the takeover wrote no Secret")
 
@@ -113,7 +132,9 @@ var _ = Describe("Restarts and failovers", Ordered, func() {
 		By("deleting the hash-key Secret and restarting the manager: it makes a new key")
 		Expect(k8s.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
 			Namespace: localenv.OperatorNamespace, Name: "vaultsync-hash-key"}})).To(Succeed())
+		prev := leader
 		leader = leader.restart()
+		svc.replace(prev, leader)
 		Eventually(func() string { return getVS("consumed").Status.DataHash }, wait, tick).ShouldNot(Equal(oldHash),
 			"the VaultSecret was checked again under the new key")
 		Eventually(func() string { return getVS("onchange").Status.DataHash }, wait, tick).ShouldNot(BeEmpty())
@@ -131,7 +152,7 @@ func (r *replica) restart() *replica {
 	GinkgoHelper()
 	r.stop()
 	seq++
-	next := &replica{name: r.name, events: r.events, metrics: r.metrics,
+	next := &replica{name: r.name, pod: r.pod, events: r.events, metrics: r.metrics,
 		log: strings.Replace(r.log, fmt.Sprintf("-%s-", r.name), fmt.Sprintf("-%s-r%d-", r.name, seq), 1)}
 	next.launch()
 	return next

@@ -126,6 +126,7 @@ var _ = AfterSuite(func() {
 // replica is one manager process with its own events and metrics ports.
 type replica struct {
 	name    string
+	pod     string // the Pod object the replica labels while it leads
 	proc    *localenv.Process
 	log     string
 	events  string // host:port of the events endpoint
@@ -137,8 +138,14 @@ type replica struct {
 func startReplica(name string) *replica {
 	GinkgoHelper()
 	seq++
-	r := &replica{name: name, log: filepath.Join(dir, fmt.Sprintf("manager-%s-%d.log", name, seq)),
+	r := &replica{name: name, pod: "manager-" + name, log: filepath.Join(dir, fmt.Sprintf("manager-%s-%d.log", name, seq)),
 		events: freeAddr(), metrics: freeAddr()}
+	// The Pod object the replica would run in: nothing runs it here (no
+	// kubelet), it only carries the leader label the events Service selects.
+	Expect(k8s.Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: localenv.OperatorNamespace, Name: r.pod},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "manager", Image: "example.invalid/vaultsync:dev"}}},
+	})).To(Succeed())
 	r.launch()
 	Expect(localenv.WaitForLog(ctx, r.proc, r.log, "starting vaultsync", time.Minute)).To(Succeed())
 	return r
@@ -159,6 +166,7 @@ func (r *replica) args() []string {
 	return []string{
 		"--leader-elect", "--leader-election-namespace", localenv.OperatorNamespace,
 		"--events-bind-address", r.events,
+		"--leader-pod-label", leaderLabel, "--pod-name", r.pod,
 		"--metrics-bind-address", r.metrics, "--metrics-secure=false",
 		"--zap-log-level=2",
 	}
@@ -187,14 +195,25 @@ func (r *replica) logged(substr string) bool {
 	return strings.Contains(string(b), substr)
 }
 
-// service stands for the events Service of a cluster: one address that
-// forwards each connection to the first replica that accepts it (only the
-// leader listens), and drops it when none does (Event Grid then retries).
+// labelled reports whether the replica's Pod carries the leader label.
+func (r *replica) labelled() bool {
+	pod := &corev1.Pod{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: localenv.OperatorNamespace, Name: r.pod}, pod); err != nil {
+		return false
+	}
+	return pod.Labels[leaderLabel] == "true"
+}
+
+// service stands for the chart's events Service: one address that forwards
+// each connection to a replica whose Pod carries the leader label (what the
+// Service's selector does), trying the next labelled one when a dial fails
+// (a dead Pod drops out of the endpoints in a cluster), and drops the
+// connection when none accepts (Event Grid then retries).
 type service struct {
 	ln net.Listener
 
 	mu       sync.Mutex
-	backends []string
+	backends []*replica
 }
 
 func newService() *service {
@@ -207,10 +226,21 @@ func newService() *service {
 	return s
 }
 
-func (s *service) add(addr string) {
+func (s *service) add(r *replica) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.backends = append(s.backends, addr)
+	s.backends = append(s.backends, r)
+}
+
+// replace swaps a restarted replica in for its predecessor.
+func (s *service) replace(old, next *replica) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, r := range s.backends {
+		if r == old {
+			s.backends[i] = next
+		}
+	}
 }
 
 func (s *service) serve() {
@@ -226,10 +256,13 @@ func (s *service) serve() {
 func (s *service) forward(c net.Conn) {
 	defer func() { _ = c.Close() }()
 	s.mu.Lock()
-	backends := append([]string(nil), s.backends...)
+	backends := append([]*replica(nil), s.backends...)
 	s.mu.Unlock()
 	for _, b := range backends {
-		up, err := net.DialTimeout("tcp", b, time.Second)
+		if !b.labelled() {
+			continue
+		}
+		up, err := net.DialTimeout("tcp", b.events, time.Second)
 		if err != nil {
 			continue
 		}

@@ -62,6 +62,11 @@ app.kubernetes.io/component: manager
 {{- default (printf "%s-events" (include "vaultsync.fullname" .)) .Values.events.secretName }}
 {{- end }}
 
+{{/* The label the leading manager puts on its own Pod; the events Service selects it. */}}
+{{- define "vaultsync.leaderLabel" -}}
+vaultsync.io/leader
+{{- end }}
+
 {{/* Where the TLS Secret of the events endpoint (events.tls.secretName) is mounted. */}}
 {{- define "vaultsync.eventsTLSDir" -}}
 /etc/vaultsync/events-tls

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -146,7 +147,9 @@ func (e *Env) StartManager(o ManagerOptions) (*Manager, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{Mgr: mgr, Counter: o.Counter, cancel: cancel, done: make(chan error, 1)}
-	go func() { m.done <- mgr.Start(ctx) }()
+	// Profiles of a process that runs a manager tell its work apart by
+	// this label (go tool pprof -tagfocus component=manager).
+	go pprof.Do(ctx, pprof.Labels("component", "manager"), func(ctx context.Context) { m.done <- mgr.Start(ctx) })
 	return m, nil
 }
 
