@@ -108,7 +108,7 @@ func TestResolveEnv(t *testing.T) {
 	}
 	g.Expect(got).To(Equal(map[string]string{
 		"KUBERNETES_SERVICE_HOST": "127.0.0.1",
-		"CM_k": "cm-v", "CM_A": "1", "k": "secret-v", "B": "2",
+		"CM_k":                    "cm-v", "CM_A": "1", "k": "secret-v", "B": "2",
 		"NAME": "p", "NS": "ns", "UID": "u-1", "APP": "web", "NODE": "n1", "SA": "sa", "IP": "10.244.0.2",
 		"S": "secret-v", "C": "cm-v", "MEM": "64",
 		"X": "p.ns $(NAME) $(UNDEFINED) 127.0.0.1",
