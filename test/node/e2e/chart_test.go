@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -30,6 +31,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 	"github.com/vaultsync/vaultsync/test/controlplane"
@@ -66,6 +68,7 @@ type env struct {
 // TestChartOnNode is the make test-node suite; its scenarios run in order
 // on one installation.
 func TestChartOnNode(t *testing.T) {
+	logf.SetLogger(logr.Discard())
 	if why := node.Unavailable(); why != "" {
 		t.Skip(why)
 	}
@@ -150,14 +153,14 @@ func setup(t *testing.T, ctx context.Context) *env {
 	t.Logf("emulator up in %s (proxy %s)", time.Since(t0).Round(time.Millisecond), e.emu.ProxyURL)
 
 	t0 = time.Now()
-	logf, err := os.Create(filepath.Join(dir, "agent.log"))
+	agentLog, err := os.Create(filepath.Join(dir, "agent.log"))
 	g.Expect(err).NotTo(HaveOccurred())
 	e.agent, err = node.New(node.Options{
 		Config: e.cp.Config, NodeName: "node-e2e", StateDir: filepath.Join(dir, "node"),
 		Images:      []node.ImageArchive{{Path: e.archive, ExtraRefs: []string{"vaultsync:dev", "vaultsync:dev2"}}},
 		HostPorts:   []int{proxyPort},
 		BackoffBase: 2 * time.Second,
-		Log:         logf,
+		Log:         agentLog,
 	})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(e.agent.Start(ctx)).To(Succeed())
@@ -166,10 +169,10 @@ func setup(t *testing.T, ctx context.Context) *env {
 		if left := leftovers(e.agent); len(left) > 0 {
 			t.Errorf("the agent left behind: %v", left)
 		}
-		_ = logf.Close()
 		if t.Failed() {
-			t.Logf("agent log (tail):\n%s", localenv.Tail(logf.Name(), 60))
+			t.Logf("agent log (tail):\n%s", localenv.Tail(agentLog.Name(), 60))
 		}
+		_ = agentLog.Close()
 	})
 	t.Logf("node agent up in %s", time.Since(t0).Round(time.Millisecond))
 
@@ -342,8 +345,14 @@ func (e *env) secretVersions(except ...string) map[string]string {
 	return out
 }
 
+// setSecret writes a new version; feature-* secrets keep the env=prod tag
+// the "features" VaultSecret selects them by.
 func (e *env) setSecret(name, value string) {
-	_, err := e.emu.Admin.SetSecret(e.ctx, localenv.Vault, name, admin.SecretVersion{Value: value})
+	sv := admin.SecretVersion{Value: value}
+	if strings.HasPrefix(name, "feature-") {
+		sv.Tags = map[string]string{"env": "prod"}
+	}
+	_, err := e.emu.Admin.SetSecret(e.ctx, localenv.Vault, name, sv)
 	NewWithT(e.t).Expect(err).NotTo(HaveOccurred())
 }
 
