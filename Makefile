@@ -171,6 +171,20 @@ test-e2e: envtest-bins build emulator ## End-to-end suite on the built binaries 
 	E2E_MANAGER_BIN=$(LOCALBIN)/manager E2E_EMULATOR_BIN=$(LOCALBIN)/kv-emulator \
 		go test -timeout $(E2E_TIMEOUT) -count=1 -v ./test/e2e/... ./hack/demo/... ./hack/dev/...
 
+# The chart on a local node (test/node): the node agent runs the Pods with runc, one loopback-only network
+# namespace each. Needs root, runc and iproute2 (apt-get install -y runc iproute2). NODE_IMAGE is the OCI
+# archive to run (make image, built from this tree); empty: a stand-in image of the go-built manager.
+NODE_TIMEOUT ?= 20m
+NODE_IMAGE ?=
+
+.PHONY: test-node
+test-node: envtest-bins helm ## The chart on a local node agent (runc, root): probes, failover, events Service, upgrade, uninstall.
+	@command -v runc >/dev/null && command -v ip >/dev/null || { echo "test-node needs runc and iproute2: apt-get install -y runc iproute2"; exit 1; }
+	@[ "$$(id -u)" = 0 ] || { echo "test-node needs root (network namespaces, mounts, runc)"; exit 1; }
+	@[ -n "$(NODE_IMAGE)" ] || echo "test-node: NODE_IMAGE is empty; the suite runs a stand-in image of the go-built manager (make image NODE_IMAGE=bin/image/vaultsync.tar for the real one)"
+	VAULTSYNC_NODE_TEST=1 VAULTSYNC_NODE_IMAGE=$(NODE_IMAGE) \
+		go test -timeout $(NODE_TIMEOUT) -count=1 -v ./test/node/...
+
 .PHONY: test-e2e-kind
 test-e2e-kind: envtest-bins helm ## The e2e suite on the current kubeconfig's kind cluster: Helm chart + emulator sidecar (needs Docker and kind).
 	$(MAKE) docker-build IMG=$(IMG)

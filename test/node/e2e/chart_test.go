@@ -113,22 +113,23 @@ func setup(t *testing.T, ctx context.Context) *env {
 	t0 := time.Now()
 	bins, err := localenv.Build(ctx, root, dir)
 	g.Expect(err).NotTo(HaveOccurred())
+	// VAULTSYNC_NODE_IMAGE names the archive of make image. It must be
+	// built from this tree (the chart passes the flags of this manager),
+	// so an archive lying in bin/ is not picked up by itself.
 	e.archive = os.Getenv("VAULTSYNC_NODE_IMAGE")
-	if e.archive == "" {
-		e.archive = filepath.Join(root, "bin", "image", "vaultsync.tar")
-	}
-	if _, err := os.Stat(e.archive); err != nil {
-		if os.Getenv("VAULTSYNC_REQUIRE_IMAGE") == "1" {
-			t.Fatalf("image archive %s missing: run make image", e.archive)
+	if e.archive != "" {
+		if _, err := os.Stat(e.archive); err != nil {
+			t.Fatalf("VAULTSYNC_NODE_IMAGE: %v (run make image)", err)
 		}
-		// make image (buildah, from the Dockerfile) is not there: a stand-in
-		// with the same layout (/manager, user 65532, no shell).
+	} else {
+		// A stand-in with the image's layout (/manager, user 65532, no
+		// shell), from go build of this tree.
 		e.archive, e.standIn = filepath.Join(dir, "vaultsync-standin.tar"), true
 		mgr, err := os.ReadFile(bins.Manager)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(node.WriteOCIArchive(e.archive, map[string][]byte{"/manager": mgr},
 			ocispec.ImageConfig{Entrypoint: []string{"/manager"}, User: "65532:65532", WorkingDir: "/"}, "vaultsync:dev")).To(Succeed())
-		t.Logf("NOTE: %s not found (make image); using a stand-in image built from go build of the manager", filepath.Join("bin", "image", "vaultsync.tar"))
+		t.Logf("NOTE: VAULTSYNC_NODE_IMAGE is not set; using a stand-in image of the go-built manager (make image builds the real one)")
 	}
 	t.Logf("binaries and image ready in %s (archive %s)", time.Since(t0).Round(time.Millisecond), e.archive)
 
