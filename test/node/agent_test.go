@@ -98,7 +98,8 @@ func TestAgent(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 
 	var agentLog bytes.Buffer
-	state := filepath.Join(dir, "state")
+	// A fixed state directory: what a killed run left there, this start removes.
+	state := filepath.Join(os.TempDir(), "vaultsync-node-test-agent")
 	a, err := New(Options{
 		Config: cp.Config, NodeName: "node-test", StateDir: state,
 		Images:      []ImageArchive{{Path: archive}},

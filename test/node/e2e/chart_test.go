@@ -139,7 +139,9 @@ func setup(t *testing.T, ctx context.Context) *env {
 	t.Cleanup(e.cp.Stop)
 	e.cs, err = kubernetes.NewForConfig(e.cp.Config)
 	g.Expect(err).NotTo(HaveOccurred())
-	e.k8s, err = client.New(e.cp.Config, client.Options{Scheme: localenv.Scheme()})
+	scheme := localenv.Scheme()
+	g.Expect(apiextensionsv1.AddToScheme(scheme)).To(Succeed())
+	e.k8s, err = client.New(e.cp.Config, client.Options{Scheme: scheme})
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Logf("control plane up in %s (%s)", time.Since(t0).Round(time.Millisecond), e.cp.Config.Host)
 
@@ -157,7 +159,9 @@ func setup(t *testing.T, ctx context.Context) *env {
 	agentLog, err := os.Create(filepath.Join(dir, "agent.log"))
 	g.Expect(err).NotTo(HaveOccurred())
 	e.agent, err = node.New(node.Options{
-		Config: e.cp.Config, NodeName: "node-e2e", StateDir: filepath.Join(dir, "node"),
+		// A fixed state directory: a run that was killed leaves its
+		// containers, mounts and namespaces there, and this start removes them.
+		Config: e.cp.Config, NodeName: "node-e2e", StateDir: filepath.Join(os.TempDir(), "vaultsync-node-e2e"),
 		Images:      []node.ImageArchive{{Path: e.archive, ExtraRefs: []string{"vaultsync:dev", "vaultsync:dev2"}}},
 		HostPorts:   []int{proxyPort},
 		BackoffBase: 2 * time.Second,
