@@ -183,7 +183,7 @@ test-node: envtest-bins helm ## The chart on a local node agent (runc, root): pr
 	@[ "$$(id -u)" = 0 ] || { echo "test-node needs root (network namespaces, mounts, runc)"; exit 1; }
 	@[ -n "$(NODE_IMAGE)" ] || echo "test-node: NODE_IMAGE is empty; the suite runs a stand-in image of the go-built manager (make image NODE_IMAGE=bin/image/vaultsync.tar for the real one)"
 	VAULTSYNC_NODE_TEST=1 VAULTSYNC_NODE_IMAGE=$(NODE_IMAGE) \
-		go test -timeout $(NODE_TIMEOUT) -count=1 -v ./test/node/...
+		go test -p 1 -timeout $(NODE_TIMEOUT) -count=1 -v ./test/node/...
 
 .PHONY: test-e2e-kind
 test-e2e-kind: envtest-bins helm ## The e2e suite on the current kubeconfig's kind cluster: Helm chart + emulator sidecar (needs Docker and kind).
