@@ -157,7 +157,7 @@ demo: ## Local demo: control plane, Key Vault emulator, operator, samples, a rot
 	@$(LOCALBIN)/vaultsync-demo
 
 .PHONY: dev-up
-dev-up: ## Start the demo environment in the background; prints the line to source (.dev/env).
+dev-up: ## Start the demo environment in the background; prints the line to source (.dev/env). DEV_NODE=1 (root) adds the test/node agent.
 	@mkdir -p $(LOCALBIN) && go build -o $(LOCALBIN)/vaultsync-dev ./hack/dev
 	@$(LOCALBIN)/vaultsync-dev up
 

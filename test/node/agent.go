@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -338,6 +339,7 @@ func (a *Agent) updateNodeStatus(ctx context.Context) error {
 	n.Status.NodeInfo = corev1.NodeSystemInfo{
 		KubeletVersion: KubeletVersion, OperatingSystem: "linux", Architecture: "amd64",
 		ContainerRuntimeVersion: "runc://" + runcVersion(a.o.Runc), OSImage: "vaultsync node agent",
+		KernelVersion: kernelVersion(),
 	}
 	_, err = a.cs.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
 	return err
@@ -645,4 +647,12 @@ func runcVersion(bin string) string {
 		return f[2]
 	}
 	return "unknown"
+}
+
+func kernelVersion() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
 }

@@ -29,6 +29,9 @@ type Options struct {
 	ManagerArgs []string
 	// SkipSamples leaves config/samples unapplied.
 	SkipSamples bool
+	// EndpointSlices runs kube-controller-manager's endpointslice
+	// controller too (for a test/node agent's Services).
+	EndpointSlices bool
 }
 
 // Step runs one named step of Up; a caller prints progress around it. fn
@@ -96,7 +99,7 @@ func Up(o Options, step Step) (*Env, error) {
 
 func (e *Env) startControlPlane(ctx context.Context) (string, error) {
 	var err error
-	e.CP, e.K8s, err = StartControlPlane(ctx, e.Root, false)
+	e.CP, e.K8s, err = startControlPlane(ctx, e.Root, false, e.EndpointSlices)
 	if err != nil {
 		return "", err
 	}

@@ -60,7 +60,11 @@ func Scheme() *runtime.Scheme {
 // existing it borrows the current kubeconfig's cluster instead and installs
 // nothing.
 func StartControlPlane(ctx context.Context, root string, existing bool) (*controlplane.ControlPlane, client.Client, error) {
-	o := controlplane.Options{ControllerManager: true, UseExistingCluster: existing}
+	return startControlPlane(ctx, root, existing, false)
+}
+
+func startControlPlane(ctx context.Context, root string, existing, endpointSlices bool) (*controlplane.ControlPlane, client.Client, error) {
+	o := controlplane.Options{ControllerManager: true, UseExistingCluster: existing, EndpointSlices: endpointSlices}
 	if !existing {
 		o.CRDDirectoryPaths = []string{filepath.Join(root, "config", "crd", "bases")}
 	}
