@@ -2,7 +2,9 @@
 // demo and development: etcd and kube-apiserver through envtest, plus a
 // kube-controller-manager with the garbage collector and the Deployment and
 // ReplicaSet controllers, so owned objects really disappear and rollouts
-// really create ReplicaSets. The binaries are built from the Go module proxy
+// really create ReplicaSets (and, with Options.EndpointSlices, the
+// EndpointSlice controller for the Services of test/node's Pods). The
+// binaries are built from the Go module proxy
 // by hack/build-control-plane.sh (make envtest-bins).
 //
 // With UseExistingCluster (or USE_EXISTING_CLUSTER=true) the same API points
