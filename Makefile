@@ -240,7 +240,7 @@ demo: ## Local demo: control plane, Key Vault emulator, operator, samples, a rot
 		$(LOCALBIN)/vaultsync-demo --started-at=$$start
 
 .PHONY: dev-up
-dev-up: ## Start the demo environment in the background; prints the line to source (.dev/env).
+dev-up: ## Start the demo environment in the background; prints the line to source (.dev/env). DEV_NODE=1 (root) adds the test/node agent.
 	@mkdir -p $(LOCALBIN) && go build -o $(LOCALBIN)/vaultsync-dev ./hack/dev
 	@$(LOCALBIN)/vaultsync-dev up
 
@@ -253,6 +253,20 @@ dev-down: ## Stop the environment of dev-up and remove its state (safe to run tw
 test-e2e: envtest-bins build emulator ## End-to-end suite on the built binaries and the local control plane, plus the demo and dev tests.
 	E2E_MANAGER_BIN=$(LOCALBIN)/manager E2E_EMULATOR_BIN=$(LOCALBIN)/kv-emulator \
 		go test -timeout $(E2E_TIMEOUT) -count=1 -v ./test/e2e/... ./hack/demo/... ./hack/dev/...
+
+# The chart on a local node (test/node): the node agent runs the Pods with runc, one loopback-only network
+# namespace each. Needs root, runc and iproute2 (apt-get install -y runc iproute2). NODE_IMAGE is the OCI
+# archive to run (make image, built from this tree); empty: a stand-in image of the go-built manager.
+NODE_TIMEOUT ?= 20m
+NODE_IMAGE ?=
+
+.PHONY: test-node
+test-node: envtest-bins helm ## The chart on a local node agent (runc, root): probes, failover, events Service, upgrade, uninstall.
+	@command -v runc >/dev/null && command -v ip >/dev/null || { echo "test-node needs runc and iproute2: apt-get install -y runc iproute2"; exit 1; }
+	@[ "$$(id -u)" = 0 ] || { echo "test-node needs root (network namespaces, mounts, runc)"; exit 1; }
+	@[ -n "$(NODE_IMAGE)" ] || echo "test-node: NODE_IMAGE is empty; the suite runs a stand-in image of the go-built manager (make image NODE_IMAGE=bin/image/vaultsync.tar for the real one)"
+	VAULTSYNC_NODE_TEST=1 VAULTSYNC_NODE_IMAGE=$(NODE_IMAGE) \
+		go test -p 1 -timeout $(NODE_TIMEOUT) -count=1 -v ./test/node/...
 
 .PHONY: test-e2e-kind
 test-e2e-kind: envtest-bins helm ## The e2e suite on the current kubeconfig's kind cluster: Helm chart + emulator sidecar (needs Docker and kind).

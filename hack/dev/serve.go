@@ -44,8 +44,9 @@ func serve(l layout, bins localenv.Binaries, out io.Writer) error {
 		_, _ = fmt.Fprintf(out, "    ok (%.1fs%s)\n", time.Since(start).Seconds(), detail)
 		return nil
 	}
+	withNode := os.Getenv("DEV_NODE") == "1"
 	env, err := localenv.Up(localenv.Options{
-		Root: l.root, StateDir: l.stateDir(), Namespace: namespace, Binaries: bins,
+		Root: l.root, StateDir: l.stateDir(), Namespace: namespace, Binaries: bins, EndpointSlices: withNode,
 	}, step)
 	defer func() {
 		_, _ = fmt.Fprintf(out, "==> stopping %s\n", strings.Join(env.Down(), ", "))
@@ -55,6 +56,13 @@ func serve(l layout, bins localenv.Binaries, out io.Writer) error {
 			_, _ = fmt.Fprintf(out, "last lines of %s:\n%s\n", env.ManagerLog, localenv.Tail(env.ManagerLog, 20))
 		}
 		return err
+	}
+	if withNode {
+		agent, err := startNode(ctx, l, env, step)
+		if err != nil {
+			return err
+		}
+		defer agent.Stop()
 	}
 	if err := writeEnv(l, env); err != nil {
 		return err

@@ -2,7 +2,9 @@
 // demo and development: etcd and kube-apiserver through envtest, plus a
 // kube-controller-manager with the garbage collector and the Deployment and
 // ReplicaSet controllers, so owned objects really disappear and rollouts
-// really create ReplicaSets. The binaries are built from the Go module proxy
+// really create ReplicaSets (and, with Options.EndpointSlices, the
+// EndpointSlice controller for the Services of test/node's Pods). The
+// binaries are built from the Go module proxy
 // by hack/build-control-plane.sh (make envtest-bins).
 //
 // With UseExistingCluster (or USE_EXISTING_CLUSTER=true) the same API points
@@ -40,6 +42,10 @@ type Options struct {
 	// ControllerManager also starts kube-controller-manager (garbage
 	// collector, deployment and replicaset controllers).
 	ControllerManager bool
+	// EndpointSlices also runs kube-controller-manager's endpointslice
+	// controller (with ControllerManager), for Services backed by Pods
+	// that the test/node agent runs.
+	EndpointSlices bool
 	// UseExistingCluster targets the current kubeconfig's cluster instead of
 	// starting processes. USE_EXISTING_CLUSTER=true sets it too.
 	UseExistingCluster bool
@@ -163,7 +169,7 @@ func Start(ctx context.Context, o Options) (*ControlPlane, error) {
 		return nil, err
 	}
 	if o.ControllerManager {
-		if err := cp.startControllerManager(ctx, o.Output); err != nil {
+		if err := cp.startControllerManager(ctx, o.Output, o.EndpointSlices); err != nil {
 			cp.Stop()
 			return nil, err
 		}
@@ -171,7 +177,7 @@ func Start(ctx context.Context, o Options) (*ControlPlane, error) {
 	return cp, nil
 }
 
-func (cp *ControlPlane) startControllerManager(ctx context.Context, out io.Writer) error {
+func (cp *ControlPlane) startControllerManager(ctx context.Context, out io.Writer, endpointSlices bool) error {
 	bin := filepath.Join(cp.BinDir, "kube-controller-manager")
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("kube-controller-manager not found in %s: run 'make envtest-bins'", cp.BinDir)
@@ -182,9 +188,13 @@ func (cp *ControlPlane) startControllerManager(ctx context.Context, out io.Write
 			out = os.Stderr
 		}
 	}
+	controllers := "garbage-collector-controller,deployment-controller,replicaset-controller"
+	if endpointSlices {
+		controllers += ",endpointslice-controller"
+	}
 	cmd := exec.Command(bin,
 		"--kubeconfig="+cp.Kubeconfig,
-		"--controllers=garbage-collector-controller,deployment-controller,replicaset-controller",
+		"--controllers="+controllers,
 		"--leader-elect=false",
 		"--secure-port=0",
 		"--use-service-account-credentials=false",

@@ -34,6 +34,9 @@ type Options struct {
 	// need not be built, and starts a few seconds sooner. Deleting a
 	// VaultSecret then leaves its Secret behind.
 	NoGarbageCollector bool
+	// EndpointSlices runs kube-controller-manager's endpointslice
+	// controller too (for a test/node agent's Services).
+	EndpointSlices bool
 }
 
 // Step runs one named step of Up; a caller prints progress around it. fn
@@ -105,7 +108,7 @@ func Up(o Options, step Step) (*Env, error) {
 
 func (e *Env) startControlPlane(ctx context.Context) (string, error) {
 	var err error
-	e.CP, e.K8s, err = startControlPlane(ctx, e.Root, false, !e.NoGarbageCollector)
+	e.CP, e.K8s, err = startControlPlane(ctx, e.Root, false, !e.NoGarbageCollector, e.EndpointSlices)
 	if err != nil {
 		return "", err
 	}

@@ -60,13 +60,14 @@ func Scheme() *runtime.Scheme {
 // existing it borrows the current kubeconfig's cluster instead and installs
 // nothing.
 func StartControlPlane(ctx context.Context, root string, existing bool) (*controlplane.ControlPlane, client.Client, error) {
-	return startControlPlane(ctx, root, existing, true)
+	return startControlPlane(ctx, root, existing, true, false)
 }
 
 // startControlPlane is StartControlPlane, with kube-controller-manager only
-// when controllerManager is set.
-func startControlPlane(ctx context.Context, root string, existing, controllerManager bool) (*controlplane.ControlPlane, client.Client, error) {
-	o := controlplane.Options{ControllerManager: controllerManager, UseExistingCluster: existing}
+// when controllerManager is set, and its endpointslice controller too when
+// endpointSlices is (for a test/node agent's Services).
+func startControlPlane(ctx context.Context, root string, existing, controllerManager, endpointSlices bool) (*controlplane.ControlPlane, client.Client, error) {
+	o := controlplane.Options{ControllerManager: controllerManager, UseExistingCluster: existing, EndpointSlices: endpointSlices}
 	if !existing {
 		o.CRDDirectoryPaths = []string{filepath.Join(root, "config", "crd", "bases")}
 	}
