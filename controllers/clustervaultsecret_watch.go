@@ -35,6 +35,14 @@ func setupClusterVaultSecrets(mgr ctrl.Manager, c *Connector, o Options) error {
 		Named("clustervaultsecret").
 		For(&v1alpha1.ClusterVaultSecret{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&v1alpha1.VaultSecret{}, builder.WithPredicates(copyChanged())).
+		// A deleted VaultSecret someone else owned may clear a TargetConflict.
+		Watches(&v1alpha1.VaultSecret{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return clusterVaultSecretsNaming(ctx, cl, o.GetName())
+		}), builder.WithPredicates(predicate.Funcs{
+			CreateFunc:  func(event.CreateEvent) bool { return false },
+			UpdateFunc:  func(event.UpdateEvent) bool { return false },
+			GenericFunc: func(event.GenericEvent) bool { return false },
+		})).
 		Watches(&corev1.Namespace{}, all, builder.WithPredicates(namespaceSelectionChanged())).
 		Watches(&v1alpha1.ClusterVaultConnection{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return clusterVaultSecrets(ctx, cl, o.GetName())
@@ -59,6 +67,22 @@ func clusterVaultSecrets(ctx context.Context, cl client.Reader, connection strin
 			continue
 		}
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
+}
+
+// clusterVaultSecretsNaming lists the ClusterVaultSecrets whose copies are named name.
+func clusterVaultSecretsNaming(ctx context.Context, cl client.Reader, name string) []reconcile.Request {
+	var list v1alpha1.ClusterVaultSecretList
+	if err := cl.List(ctx, &list); err != nil {
+		logf.FromContext(ctx).Error(err, "listing ClusterVaultSecrets")
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if list.Items[i].VaultSecretNameOrDefault() == name {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
 	}
 	return reqs
 }
