@@ -2,6 +2,8 @@ package controllers_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -11,9 +13,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
+	"github.com/vaultsync/vaultsync/test/controlplane"
 	"github.com/vaultsync/vaultsync/test/emulator"
 )
 
@@ -241,6 +246,16 @@ template: {metadata: {labels: {vaultsync.io/cluster-vault-secret: other}}, spec:
 		Expect(createStrict("", "ClusterVaultSecret", `
 namespaceSelector: {matchLabels: {ingress: public}}
 template: {spec: {connectionRef: {kind: ClusterVaultConnection, name: shared}, data: [{key: db, remote: {name: db}}]}}`)).To(Succeed())
+
+		// The sample (wildcard TLS to namespaces labelled ingress=public) is admitted.
+		root, err := controlplane.RepoRoot()
+		Expect(err).NotTo(HaveOccurred())
+		raw, err := os.ReadFile(filepath.Join(root, "config", "samples", "cluster", "clustervaultsecret_wildcard_tls.yaml"))
+		Expect(err).NotTo(HaveOccurred())
+		sample := &unstructured.Unstructured{}
+		Expect(yaml.Unmarshal(raw, &sample.Object)).To(Succeed())
+		Expect(sample.GetKind()).To(Equal("ClusterVaultSecret"))
+		Expect(k8s.Create(ctx, sample, client.FieldValidation("Strict"), client.DryRunAll)).To(Succeed())
 	})
 })
 
