@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -195,7 +196,7 @@ func (r *ClusterVaultSecretReconciler) provision(ctx context.Context, cvs *v1alp
 	ok, err := r.Connector.namespaceAllowed(ctx, &cvc.Spec.AllowedNamespaces, ns)
 	if err != nil {
 		var ref *refusedError
-		if !asRefused(err, &ref) {
+		if !errors.As(err, &ref) {
 			return target{}, err
 		}
 		ok = false
@@ -370,13 +371,4 @@ func copyFailure(ns string, vs *v1alpha1.VaultSecret) *v1alpha1.NamespaceFailure
 	}
 	return &v1alpha1.NamespaceFailure{Namespace: ns, Reason: c.Reason,
 		Message: fmt.Sprintf("VaultSecret %s/%s: %s", ns, vs.Name, c.Message)}
-}
-
-// asRefused reports whether err is a refusal of the connection rules.
-func asRefused(err error, out **refusedError) bool {
-	r, ok := err.(*refusedError)
-	if ok {
-		*out = r
-	}
-	return ok
 }
