@@ -210,6 +210,41 @@ var _ = Describe("ClusterVaultSecret", func() {
 		Expect(many).To(Equal(one))
 	})
 
+	It("updates its copies when the template changes, restores a copy edited in place, and moves them when vaultSecretName changes", func() {
+		const allow = "update.test/allowed"
+		cvc := platformConnection("update", "api-key", "update-api-key-value", allow)
+		setVaultSecret("update-kv", "api-key-2", "update-api-key-2-value")
+		a, b := namespace(map[string]string{allow: "yes"}), namespace(map[string]string{allow: "yes"})
+		newCVS("api", cvc.Name, "api-key", []string{a, b}, nil)
+		Eventually(readyReason("api"), timeout, 100*time.Millisecond).Should(Equal("True/Provisioned"))
+
+		By("a template change reaches every copy")
+		cvs := getCVS("api")
+		cvs.Spec.Template.Spec.Data[0].Remote.Name = "api-key-2"
+		cvs.Spec.Template.Metadata.Labels["tier"] = "gold"
+		Expect(k8s.Update(ctx, cvs)).To(Succeed())
+		for _, ns := range []string{a, b} {
+			Eventually(secretValue(ns, "api", "value"), timeout, 100*time.Millisecond).Should(Equal("update-api-key-2-value"))
+			Expect(getVS(ns, "api").Labels).To(HaveKeyWithValue("tier", "gold"))
+		}
+
+		By("a copy edited in place is put back")
+		vs := getVS(a, "api")
+		vs.Spec.Data[0].Remote.Name = "api-key"
+		Expect(k8s.Update(ctx, vs)).To(Succeed())
+		Eventually(func() string { return getVS(a, "api").Spec.Data[0].Remote.Name }, timeout, 100*time.Millisecond).Should(Equal("api-key-2"))
+
+		By("a new vaultSecretName replaces the copies")
+		cvs = getCVS("api")
+		cvs.Spec.VaultSecretName = "api-renamed"
+		Expect(k8s.Update(ctx, cvs)).To(Succeed())
+		for _, ns := range []string{a, b} {
+			copyReady(ns, "api-renamed")
+			Eventually(vsGone(ns, "api"), timeout, 100*time.Millisecond).Should(BeTrue(), ns)
+		}
+		Eventually(readyReason("api"), timeout, 100*time.Millisecond).Should(Equal("True/Provisioned"))
+	})
+
 	It("refuses at admission every way to read with a tenant's identity or credentials", func() {
 		rejected := []struct{ yaml, want string }{
 			{`

@@ -20,9 +20,9 @@ func TestTemplateClusterVaultSecrets(t *testing.T) {
 		values string
 		on     bool
 	}{
-		"default (off)":                   {valuesDefault, false},
-		"on":                              {valuesClusterVaultSecrets, true},
-		"on, watchNamespaces":             {valuesClusterVaultSecrets + valuesWatchNamespaces, true},
+		"default (off)":                  {valuesDefault, false},
+		"on":                             {valuesClusterVaultSecrets, true},
+		"on, watchNamespaces":            {valuesClusterVaultSecrets + valuesWatchNamespaces, true},
 		"on without cluster connections": {valuesClusterVaultSecrets + valuesNoClusterConnections, false},
 	} {
 		t.Run(name, func(t *testing.T) {
