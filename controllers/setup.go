@@ -52,6 +52,9 @@ type Options struct {
 	// NamespaceSelectors evaluates ClusterVaultConnection namespace
 	// selectors (needs read access to Namespaces).
 	NamespaceSelectors bool
+	// ClusterVaultSecrets serves ClusterVaultSecrets (needs ClusterConnections, write access to
+	// VaultSecrets and read access to Namespaces).
+	ClusterVaultSecrets bool
 	// WatchNamespaces restricts the controllers to these namespaces (empty: all).
 	WatchNamespaces []string
 	// MaxConcurrentReconciles is the number of VaultSecrets synced in parallel.
@@ -114,6 +117,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.NamespaceSelectors, "namespace-selectors", o.NamespaceSelectors,
 		"Evaluate ClusterVaultConnection allowedNamespaces.selector (needs get/list/watch on Namespaces); "+
 			"off, only allowedNamespaces.names admit a namespace.")
+	fs.BoolVar(&o.ClusterVaultSecrets, "cluster-vault-secrets", o.ClusterVaultSecrets,
+		"Serve ClusterVaultSecrets: one VaultSecret per selected namespace (needs --cluster-connections, "+
+			"create/update/delete on VaultSecrets and get/list/watch on Namespaces).")
 	fs.DurationVar(&o.ExpiryThreshold, "expiry-warning", o.ExpiryThreshold,
 		"How long before a synced certificate or secret expires that the ExpiringSoon condition and a Warning event appear.")
 	fs.DurationVar(&o.SourceDeleteConfirm, "source-delete-confirm", o.SourceDeleteConfirm,
@@ -183,6 +189,14 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}
 	if err := setupConnections(context.Background(), mgr, connector, o); err != nil {
 		return err
+	}
+	if o.ClusterVaultSecrets {
+		if !o.ClusterConnections {
+			return errors.New("controllers: --cluster-vault-secrets needs --cluster-connections: a ClusterVaultSecret reads through a ClusterVaultConnection")
+		}
+		if err := setupClusterVaultSecrets(mgr, connector, o); err != nil {
+			return err
+		}
 	}
 	r := &VaultSecretReconciler{
 		Client: mgr.GetClient(),

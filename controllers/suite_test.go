@@ -131,6 +131,7 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	o := controllers.DefaultOptions()
 	o.NamespaceSelectors = true // the isolation specs admit namespaces by label
+	o.ClusterVaultSecrets = true
 	o.HashKey = []byte("suite-hash-key-suite-hash-key-32")
 	o.BackoffMin, o.BackoffMax = 200*time.Millisecond, 2*time.Second
 	o.SourceDeleteConfirm = sourceDeleteConfirm
