@@ -255,16 +255,17 @@ test-e2e: envtest-bins build emulator ## End-to-end suite on the built binaries 
 		go test -timeout $(E2E_TIMEOUT) -count=1 -v ./test/e2e/... ./hack/demo/... ./hack/dev/...
 
 # The chart on a local node (test/node): the node agent runs the Pods with runc, one loopback-only network
-# namespace each. Needs root, runc and iproute2 (apt-get install -y runc iproute2). NODE_IMAGE is the OCI
-# archive to run (make image, built from this tree); empty: a stand-in image of the go-built manager.
+# namespace each. Needs root; installs runc and iproute2 from Debian when missing. NODE_IMAGE is the OCI
+# archive to run: by default the image make image builds from this tree; NODE_IMAGE= (empty) runs a stand-in
+# image of the go-built manager instead, for a quick loop that skips the image build.
 NODE_TIMEOUT ?= 20m
-NODE_IMAGE ?=
+NODE_IMAGE ?= $(IMAGE_ARCHIVE)
 
 .PHONY: test-node
-test-node: envtest-bins helm ## The chart on a local node agent (runc, root): probes, failover, events Service, upgrade, uninstall.
-	@command -v runc >/dev/null && command -v ip >/dev/null || { echo "test-node needs runc and iproute2: apt-get install -y runc iproute2"; exit 1; }
+test-node: envtest-bins helm $(if $(NODE_IMAGE),image) ## The chart on a local node agent (runc, root): probes, failover, events Service, upgrade, uninstall.
 	@[ "$$(id -u)" = 0 ] || { echo "test-node needs root (network namespaces, mounts, runc)"; exit 1; }
-	@[ -n "$(NODE_IMAGE)" ] || echo "test-node: NODE_IMAGE is empty; the suite runs a stand-in image of the go-built manager (make image NODE_IMAGE=bin/image/vaultsync.tar for the real one)"
+	@hack/need.sh runc:runc ip:iproute2
+	@[ -n "$(NODE_IMAGE)" ] || echo "test-node: NODE_IMAGE is empty; the suite runs a stand-in image of the go-built manager, not the Dockerfile's image"
 	VAULTSYNC_NODE_TEST=1 VAULTSYNC_NODE_IMAGE=$(NODE_IMAGE) \
 		go test -p 1 -timeout $(NODE_TIMEOUT) -count=1 -v ./test/node/...
 

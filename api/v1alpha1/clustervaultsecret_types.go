@@ -23,7 +23,7 @@ import (
 // LabelClusterVaultSecret marks a VaultSecret created by a ClusterVaultSecret; its value is the
 // ClusterVaultSecret's name. The label alone proves nothing: a copy is the ClusterVaultSecret's
 // only when it also carries its controller owner reference.
-const LabelClusterVaultSecret = "vaultsync.io/cluster-vault-secret"
+const LabelClusterVaultSecret = "vaultsync.io/cluster-vault-secret" // #nosec G101 -- a label key, not a credential.
 
 // MaxListedNamespaces bounds status.provisionedNamespaces and status.failedNamespaces; the
 // counts are always exact.
