@@ -369,9 +369,12 @@ func regular(t *testing.T, fs map[string]file, name string) []byte {
 		case tar.TypeReg:
 			return f.data
 		case tar.TypeSymlink:
+			// A relative link resolves from the link's directory. Cleaned from
+			// "/", the target cannot climb above the image's root, as in a
+			// container: "/.." is "/".
 			target := f.hdr.Linkname
 			if !path.IsAbs(target) {
-				target = path.Join(path.Dir(name), target)
+				target = path.Dir("/"+name) + "/" + target
 			}
 			name = strings.TrimPrefix(path.Clean("/"+target), "/")
 		default:

@@ -90,7 +90,7 @@ type Agent struct {
 	// netnsPrefix names this agent's network namespaces.
 	netnsPrefix string
 
-	ctx    context.Context
+	// cancel ends the agent's context (see Start).
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -191,19 +191,22 @@ func (a *Agent) Start(ctx context.Context) error {
 		}
 		a.log.Printf("loaded image archive %s: %s", im.Path, strings.Join(names, ", "))
 	}
-	a.ctx, a.cancel = context.WithCancel(context.Background())
+	// The agent outlives ctx, which only bounds the start: its own context
+	// keeps ctx's values but not its cancellation, and Stop cancels it.
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancel = cancel
 	if err := a.registerNode(ctx); err != nil {
 		a.cancel()
 		return err
 	}
 	a.wg.Add(1)
-	go a.heartbeat()
+	go a.heartbeat(actx)
 
 	a.factory = informers.NewSharedInformerFactory(a.cs, 0)
 	pods := a.factory.Core().V1().Pods().Informer()
 	_, _ = pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { a.onPod(obj.(*corev1.Pod)) },
-		UpdateFunc: func(_, obj any) { a.onPod(obj.(*corev1.Pod)) },
+		AddFunc:    func(obj any) { a.onPod(actx, obj.(*corev1.Pod)) },
+		UpdateFunc: func(_, obj any) { a.onPod(actx, obj.(*corev1.Pod)) },
 		DeleteFunc: func(obj any) {
 			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = t.Obj
@@ -214,8 +217,8 @@ func (a *Agent) Start(ctx context.Context) error {
 		},
 	})
 	a.services = newServiceProxy(a)
-	a.services.register(a.factory)
-	a.factory.Start(a.ctx.Done())
+	a.services.register(actx, a.factory)
+	a.factory.Start(actx.Done())
 	for t, ok := range a.factory.WaitForCacheSync(ctx.Done()) {
 		if !ok {
 			a.Stop()
@@ -366,21 +369,23 @@ func (a *Agent) renewLease(ctx context.Context) error {
 	return err
 }
 
-func (a *Agent) heartbeat() {
+// heartbeat renews the Lease and the Node status until ctx, the agent's
+// context, ends.
+func (a *Agent) heartbeat(ctx context.Context) {
 	defer a.wg.Done()
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
 	for {
 		select {
-		case <-a.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
-		if err := a.renewLease(ctx); err != nil && a.ctx.Err() == nil {
+		beat, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := a.renewLease(beat); err != nil && ctx.Err() == nil {
 			a.log.Printf("renewing the node lease: %v", err)
 		}
-		if err := a.updateNodeStatus(ctx); err != nil && a.ctx.Err() == nil {
+		if err := a.updateNodeStatus(beat); err != nil && ctx.Err() == nil {
 			a.log.Printf("updating the node status: %v", err)
 		}
 		cancel()
@@ -388,14 +393,14 @@ func (a *Agent) heartbeat() {
 }
 
 // onPod reacts to every Pod event: binds unscheduled Pods and hands the
-// Pods of this node to their workers.
-func (a *Agent) onPod(pod *corev1.Pod) {
-	if a.ctx.Err() != nil {
+// Pods of this node to their workers. ctx is the agent's context.
+func (a *Agent) onPod(ctx context.Context, pod *corev1.Pod) {
+	if ctx.Err() != nil {
 		return
 	}
 	if pod.Spec.NodeName == "" {
 		if pod.DeletionTimestamp == nil && (pod.Spec.SchedulerName == "" || pod.Spec.SchedulerName == corev1.DefaultSchedulerName) {
-			go a.bind(pod)
+			go a.bind(ctx, pod)
 		}
 		return
 	}
@@ -408,14 +413,14 @@ func (a *Agent) onPod(pod *corev1.Pod) {
 		if pod.DeletionTimestamp != nil {
 			// Nothing of it runs here (any more): finish the deletion.
 			a.mu.Unlock()
-			go a.deletePod(pod)
+			go a.deletePod(ctx, pod)
 			return
 		}
 		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			a.mu.Unlock()
 			return
 		}
-		w = newPodWorker(a, pod)
+		w = newPodWorker(ctx, a, pod)
 		a.workers[pod.UID] = w
 		a.wg.Add(1)
 		go func() {
@@ -439,14 +444,14 @@ func (a *Agent) onPodGone(pod *corev1.Pod) {
 	}
 }
 
-func (a *Agent) bind(pod *corev1.Pod) {
-	ctx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
+func (a *Agent) bind(ctx context.Context, pod *corev1.Pod) {
+	bindCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	err := a.cs.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
+	err := a.cs.CoreV1().Pods(pod.Namespace).Bind(bindCtx, &corev1.Binding{
 		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID},
 		Target:     corev1.ObjectReference{Kind: "Node", Name: a.o.NodeName},
 	}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) && a.ctx.Err() == nil {
+	if err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) && ctx.Err() == nil {
 		a.log.Printf("binding pod %s/%s: %v", pod.Namespace, pod.Name, err)
 		return
 	}
@@ -456,9 +461,11 @@ func (a *Agent) bind(pod *corev1.Pod) {
 }
 
 // deletePod removes a Pod object whose containers are gone, as a kubelet
-// does at the end of graceful deletion.
-func (a *Agent) deletePod(pod *corev1.Pod) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+// does at the end of graceful deletion. The deletion keeps ctx's values but
+// not its cancellation: the containers are already gone, so it finishes even
+// when the agent is stopping.
+func (a *Agent) deletePod(ctx context.Context, pod *corev1.Pod) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	err := a.cs.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: ptr.To[int64](0),

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -100,7 +101,7 @@ func (r *containerRunner) run() {
 		if r.isStopping() {
 			return
 		}
-		code, ran, err := r.runOnce(attempt)
+		code, ran, err := r.runOnce(r.w.ctx, attempt)
 		if r.isStopping() {
 			return
 		}
@@ -152,8 +153,8 @@ func (r *containerRunner) run() {
 				return
 			}
 		}
-		switch {
-		case backoff == 0:
+		switch backoff {
+		case 0:
 			backoff = r.w.a.o.BackoffBase
 		default:
 			backoff *= 2
@@ -166,8 +167,9 @@ func (r *containerRunner) run() {
 }
 
 // runOnce creates and runs the container once. ran is false when it was
-// never started (stopping); err is set when it could not be created.
-func (r *containerRunner) runOnce(attempt int) (code int, ran bool, err error) {
+// never started (stopping); err is set when it could not be created. ctx is
+// the Pod worker's context.
+func (r *containerRunner) runOnce(ctx context.Context, attempt int) (code int, ran bool, err error) {
 	w := r.w
 	pod := w.currentPod()
 	a := w.a
@@ -192,9 +194,9 @@ func (r *containerRunner) runOnce(attempt int) (code int, ran bool, err error) {
 	pv.Status.HostIP, pv.Status.HostIPs = "127.0.0.1", []corev1.HostIP{{IP: "127.0.0.1"}}
 	nsPath := w.netnsPth
 	w.mu.Unlock()
-	ctx, cancel := context.WithTimeout(w.ctx, 30*time.Second)
+	envCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	env, err := ResolveEnv(ctx, pv, r.c, base, a)
+	env, err := ResolveEnv(envCtx, pv, r.c, base, a)
 	if err != nil {
 		return 0, false, err
 	}
@@ -206,7 +208,7 @@ func (r *containerRunner) runOnce(attempt int) (code int, ran bool, err error) {
 	if err != nil {
 		return 0, false, err
 	}
-	mounts, err := w.mountsFor(pv, r.c)
+	mounts, err := w.mountsFor(ctx, pv, r.c)
 	if err != nil {
 		return 0, false, err
 	}
@@ -286,7 +288,7 @@ func (r *containerRunner) runOnce(attempt int) (code int, ran bool, err error) {
 		st.Started = ptrBool(r.c.StartupProbe == nil)
 	})
 	w.logf("container %s started (%s, attempt %d)", r.c.Name, cid, attempt)
-	probeCtx, stopProbes := context.WithCancel(w.ctx)
+	probeCtx, stopProbes := context.WithCancel(ctx)
 	var probes sync.WaitGroup
 	probes.Add(1)
 	go func() { defer probes.Done(); r.probe(probeCtx, pod, nsPath, cid, started.Time) }()
@@ -323,7 +325,7 @@ func (r *containerRunner) runOnce(attempt int) (code int, ran bool, err error) {
 		reason = "OOMKilled"
 	}
 	term := &corev1.ContainerStateTerminated{
-		ExitCode: int32(code), Reason: reason, Message: msg, StartedAt: started, FinishedAt: finished,
+		ExitCode: exitCode32(code), Reason: reason, Message: msg, StartedAt: started, FinishedAt: finished,
 		ContainerID: "runc://" + cid,
 	}
 	r.setStatus(func(st *corev1.ContainerStatus) {
@@ -334,6 +336,13 @@ func (r *containerRunner) runOnce(attempt int) (code int, ran bool, err error) {
 	})
 	w.logf("container %s exited with %d %s", r.c.Name, code, msg)
 	return code, true, nil
+}
+
+// exitCode32 is an exit code as the API's int32. runc's exit codes are 0 to
+// 255, or 128 plus a signal number, so the clamp never changes one: it only
+// keeps the conversion from wrapping round.
+func exitCode32(code int) int32 {
+	return int32(min(max(code, math.MinInt32), math.MaxInt32))
 }
 
 // oomKilled is a best guess from the kernel log-free side: cgroup v1 keeps

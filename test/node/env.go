@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // ConfigError is a container configuration the agent cannot run; the
@@ -345,8 +344,3 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func ptrTrue(b *bool) bool { return b != nil && *b }
-
-// ownerRef is used by TokenRequest bindings.
-func podRef(pod *corev1.Pod) metav1.OwnerReference {
-	return metav1.OwnerReference{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID}
-}

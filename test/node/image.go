@@ -336,12 +336,15 @@ func ApplyLayer(r io.Reader, root string) error {
 			return err
 		}
 		target := filepath.Join(parent, base)
-		if fi, err := os.Lstat(target); err == nil && !(fi.IsDir() && hdr.Typeflag == tar.TypeDir) {
+		if fi, err := os.Lstat(target); err == nil && (!fi.IsDir() || hdr.Typeflag != tar.TypeDir) {
 			if err := os.RemoveAll(target); err != nil {
 				return err
 			}
 		}
-		mode := os.FileMode(hdr.Mode).Perm() | os.FileMode(hdr.Mode)&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky)
+		// FileInfo maps the tar's Unix mode bits (04000 and so on) to
+		// os.FileMode's own setuid, setgid and sticky bits.
+		fm := hdr.FileInfo().Mode()
+		mode := fm.Perm() | fm&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky)
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			if err := os.MkdirAll(target, 0o755); err != nil {
@@ -353,7 +356,7 @@ func ApplyLayer(r io.Reader, root string) error {
 			if err != nil {
 				return err
 			}
-			if _, err := io.Copy(f, tr); err != nil {
+			if err := copyEntry(f, tr, hdr); err != nil {
 				_ = f.Close()
 				return err
 			}
@@ -374,7 +377,10 @@ func ApplyLayer(r io.Reader, root string) error {
 			}
 			continue
 		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-			dev := int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))
+			dev, err := deviceNumber(hdr.Devmajor, hdr.Devminor)
+			if err != nil {
+				return fmt.Errorf("%s: %w", hdr.Name, err)
+			}
 			kind := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[hdr.Typeflag]
 			if err := unix.Mknod(target, kind|uint32(mode.Perm()), dev); err != nil {
 				return err
@@ -396,6 +402,31 @@ func ApplyLayer(r io.Reader, root string) error {
 		_ = os.Chtimes(dirs[i].path, dirs[i].hdr.ModTime, dirs[i].hdr.ModTime)
 	}
 	return nil
+}
+
+// maxImageFileSize caps each file unpacked from an image archive or a layer.
+// The images the agent runs are tens of MiB in all; the cap keeps a corrupt
+// or hostile archive (a gzip bomb in a layer) from filling the disk.
+const maxImageFileSize = 1 << 30
+
+// copyEntry copies the content of the tar entry hdr to w, and refuses one
+// larger than maxImageFileSize before copying any of it.
+func copyEntry(w io.Writer, tr *tar.Reader, hdr *tar.Header) error {
+	if hdr.Size > maxImageFileSize {
+		return fmt.Errorf("%s has %d bytes, more than the %d a file of an image may have", hdr.Name, hdr.Size, maxImageFileSize)
+	}
+	_, err := io.CopyN(w, tr, hdr.Size)
+	return err
+}
+
+// deviceNumber encodes a device's major and minor numbers as Linux's dev_t,
+// as unix.Mkdev does, and refuses numbers the kernel cannot hold (12 bits of
+// major, 20 of minor) rather than let them wrap round to another device.
+func deviceNumber(major, minor int64) (int, error) {
+	if major < 0 || major > 0xfff || minor < 0 || minor > 0xfffff {
+		return 0, fmt.Errorf("device number %d:%d is out of range", major, minor)
+	}
+	return int(major<<8 | minor&0xff | (minor&^0xff)<<12), nil
 }
 
 // safeJoin joins a layer path to root and refuses paths that pass through a
@@ -448,7 +479,7 @@ func extractPlain(archive, dir string) error {
 			if err != nil {
 				return err
 			}
-			if _, err := io.Copy(out, tr); err != nil {
+			if err := copyEntry(out, tr, hdr); err != nil {
 				_ = out.Close()
 				return err
 			}
@@ -477,9 +508,12 @@ func fileDigest(p string) (string, error) {
 // The tests build their images with it; it is also handy for trying the
 // agent without buildah.
 func WriteOCIArchive(out string, files map[string][]byte, cfg ocispec.ImageConfig, refs ...string) error {
+	// The diff ID is the digest of the uncompressed layer: hash the tar as
+	// it is written rather than decompress it again.
 	var layer bytes.Buffer
 	gz := gzip.NewWriter(&layer)
-	tw := tar.NewWriter(gz)
+	uncompressed := sha256.New()
+	tw := tar.NewWriter(io.MultiWriter(gz, uncompressed))
 	dirs := map[string]bool{}
 	for name, data := range files {
 		for d := path.Dir(name); d != "." && d != "/" && !dirs[d]; d = path.Dir(d) {
@@ -504,14 +538,6 @@ func WriteOCIArchive(out string, files map[string][]byte, cfg ocispec.ImageConfi
 		return err
 	}
 	if err := gz.Close(); err != nil {
-		return err
-	}
-	uncompressed := sha256.New()
-	zr, err := gzip.NewReader(bytes.NewReader(layer.Bytes()))
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(uncompressed, zr); err != nil {
 		return err
 	}
 	diffID := "sha256:" + hex.EncodeToString(uncompressed.Sum(nil))

@@ -127,7 +127,10 @@ func DialIn(ctx context.Context, nsPath, addr string, timeout time.Duration) (ne
 }
 
 // forwarder accepts on a listener and hands each connection to dial,
-// copying bytes both ways until either side closes.
+// copying bytes both ways until either side closes. It serves until Close,
+// not until the context it was started with ends: the containers of a Pod
+// still reach the API server during their grace period, after the agent's
+// context is cancelled.
 type forwarder struct {
 	l    net.Listener
 	dial func(ctx context.Context) (net.Conn, error)
@@ -137,14 +140,16 @@ type forwarder struct {
 	conns map[net.Conn]struct{}
 }
 
-func startForwarder(l net.Listener, dial func(ctx context.Context) (net.Conn, error)) *forwarder {
+// startForwarder serves l. The dials see ctx's values, never its
+// cancellation (see forwarder).
+func startForwarder(ctx context.Context, l net.Listener, dial func(ctx context.Context) (net.Conn, error)) *forwarder {
 	f := &forwarder{l: l, dial: dial, conns: map[net.Conn]struct{}{}}
 	f.wg.Add(1)
-	go f.serve()
+	go f.serve(context.WithoutCancel(ctx))
 	return f
 }
 
-func (f *forwarder) serve() {
+func (f *forwarder) serve(ctx context.Context) {
 	defer f.wg.Done()
 	for {
 		c, err := f.l.Accept()
@@ -154,7 +159,7 @@ func (f *forwarder) serve() {
 		f.wg.Add(1)
 		go func() {
 			defer f.wg.Done()
-			f.handle(c)
+			f.handle(ctx, c)
 		}()
 	}
 }
@@ -169,11 +174,11 @@ func (f *forwarder) track(c net.Conn, add bool) {
 	}
 }
 
-func (f *forwarder) handle(in net.Conn) {
+func (f *forwarder) handle(ctx context.Context, in net.Conn) {
 	f.track(in, true)
 	defer f.track(in, false)
 	defer func() { _ = in.Close() }()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	out, err := f.dial(ctx)
 	cancel()
 	if err != nil {

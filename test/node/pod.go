@@ -42,10 +42,8 @@ type podWorker struct {
 	// conds remembers when each condition last changed (status loop only).
 	conds map[corev1.PodConditionType]corev1.PodCondition
 
-	// volumes that are rendered from the API (name -> spec) and the
-	// extra kube-api-access volume when the agent adds it.
-	apiAccess string
-	tokens    *tokenCache
+	// tokens caches the projected ServiceAccount tokens of the volumes.
+	tokens *tokenCache
 
 	updates  chan struct{}
 	statusCh chan struct{}
@@ -55,8 +53,10 @@ type podWorker struct {
 	lastSent string
 }
 
-func newPodWorker(a *Agent, pod *corev1.Pod) *podWorker {
-	ctx, cancel := context.WithCancel(a.ctx)
+// newPodWorker makes the worker of a Pod; its context derives from ctx, the
+// agent's context, so stopping the agent stops it.
+func newPodWorker(ctx context.Context, a *Agent, pod *corev1.Pod) *podWorker {
+	ctx, cancel := context.WithCancel(ctx)
 	tokens := newTokenCache()
 	tokens.maxAge = a.o.TokenRefreshAfter
 	return &podWorker{
@@ -162,7 +162,7 @@ func (w *podWorker) run() {
 			return
 		case <-w.updates:
 		case <-resync.C:
-			w.refreshVolumes()
+			w.refreshVolumes(w.ctx)
 			next := w.a.o.ResyncPeriod
 			if due := time.Until(w.tokens.nextDue()); due > 0 && due < next {
 				next = due
@@ -228,7 +228,7 @@ func (w *podWorker) setup() error {
 			if err != nil {
 				return fmt.Errorf("forwarding host port %d into the pod: %w", port, err)
 			}
-			f := startForwarder(l, hostDial(port))
+			f := startForwarder(w.ctx, l, hostDial(port))
 			w.mu.Lock()
 			w.fwd = append(w.fwd, f)
 			w.mu.Unlock()
@@ -248,7 +248,7 @@ func (w *podWorker) setup() error {
 			return err
 		}
 	}
-	if err := w.prepareVolumes(pod); err != nil {
+	if err := w.prepareVolumes(w.ctx, pod); err != nil {
 		return err
 	}
 	return nil
@@ -267,9 +267,9 @@ func podHostname(pod *corev1.Pod) string {
 
 // volumesOf are the Pod's volumes plus the kube-api-access volume the
 // ServiceAccount admission plugin would have added.
-func (w *podWorker) volumesOf(pod *corev1.Pod) []corev1.Volume {
+func (w *podWorker) volumesOf(ctx context.Context, pod *corev1.Pod) []corev1.Volume {
 	vols := append([]corev1.Volume(nil), pod.Spec.Volumes...)
-	if w.needsAPIAccess(pod) {
+	if w.needsAPIAccess(ctx, pod) {
 		vols = append(vols, KubeAPIAccessVolume(w.apiAccessName()))
 	}
 	return vols
@@ -279,7 +279,7 @@ func (w *podWorker) apiAccessName() string { return "kube-api-access-node" }
 
 // needsAPIAccess: the Pod mounts a token unless it opted out, and no
 // container already mounts something at the standard path.
-func (w *podWorker) needsAPIAccess(pod *corev1.Pod) bool {
+func (w *podWorker) needsAPIAccess(ctx context.Context, pod *corev1.Pod) bool {
 	if pod.Spec.AutomountServiceAccountToken != nil && !*pod.Spec.AutomountServiceAccountToken {
 		return false
 	}
@@ -288,7 +288,7 @@ func (w *podWorker) needsAPIAccess(pod *corev1.Pod) bool {
 		if sa == "" {
 			sa = "default"
 		}
-		ctx, cancel := context.WithTimeout(w.ctx, 5*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		acct, err := w.a.cs.CoreV1().ServiceAccounts(pod.Namespace).Get(ctx, sa, metav1.GetOptions{})
 		cancel()
 		if err == nil && acct.AutomountServiceAccountToken != nil && !*acct.AutomountServiceAccountToken {
@@ -314,11 +314,11 @@ func (w *podWorker) renderer(pod *corev1.Pod) *renderer {
 	return &renderer{pod: pod, src: w.a, tokens: w.a, cache: w.tokens, rootCA: w.a.o.RootCA}
 }
 
-func (w *podWorker) prepareVolumes(pod *corev1.Pod) error {
-	ctx, cancel := context.WithTimeout(w.ctx, 30*time.Second)
+func (w *podWorker) prepareVolumes(ctx context.Context, pod *corev1.Pod) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	r := w.renderer(pod)
-	for _, v := range w.volumesOf(pod) {
+	for _, v := range w.volumesOf(ctx, pod) {
 		dir := filepath.Join(w.dir, "volumes", v.Name)
 		switch {
 		case v.EmptyDir != nil:
@@ -334,7 +334,7 @@ func (w *podWorker) prepareVolumes(pod *corev1.Pod) error {
 					return fmt.Errorf("mounting memory emptyDir %s: %w", v.Name, err)
 				}
 			}
-			if err := os.Chmod(dir, 0o777); err != nil {
+			if err := os.Chmod(dir, 0o777); err != nil { //nolint:gosec // an emptyDir is world-writable, as a kubelet makes it: its containers write to it as any uid
 				return err
 			}
 			if g := w.fsGroup(pod); g != nil {
@@ -361,12 +361,12 @@ func (w *podWorker) prepareVolumes(pod *corev1.Pod) error {
 
 // refreshVolumes rewrites secret, configMap and projected volumes whose
 // source changed, and tokens that are due.
-func (w *podWorker) refreshVolumes() {
+func (w *podWorker) refreshVolumes(ctx context.Context) {
 	pod := w.currentPod()
-	ctx, cancel := context.WithTimeout(w.ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	r := w.renderer(pod)
-	for _, v := range w.volumesOf(pod) {
+	for _, v := range w.volumesOf(ctx, pod) {
 		if v.EmptyDir != nil || v.HostPath != nil {
 			continue
 		}
@@ -394,9 +394,9 @@ func isMount(p string) bool {
 
 // mountsFor are the bind mounts of one container: its volumes and the
 // Pod's /etc files.
-func (w *podWorker) mountsFor(pod *corev1.Pod, c *corev1.Container) ([]specs.Mount, error) {
+func (w *podWorker) mountsFor(ctx context.Context, pod *corev1.Pod, c *corev1.Container) ([]specs.Mount, error) {
 	vols := map[string]corev1.Volume{}
-	for _, v := range w.volumesOf(pod) {
+	for _, v := range w.volumesOf(ctx, pod) {
 		vols[v.Name] = v
 	}
 	var out []specs.Mount
@@ -425,7 +425,7 @@ func (w *podWorker) mountsFor(pod *corev1.Pod, c *corev1.Container) ([]specs.Mou
 		out = append(out, bindMount(src, m.MountPath, ro))
 		mounted[filepath.Clean(m.MountPath)] = true
 	}
-	if w.needsAPIAccess(pod) && !mounted[ServiceAccountMountPath] {
+	if w.needsAPIAccess(ctx, pod) && !mounted[ServiceAccountMountPath] {
 		out = append(out, bindMount(filepath.Join(w.dir, "volumes", w.apiAccessName()), ServiceAccountMountPath, true))
 	}
 	for _, f := range []string{"hosts", "hostname", "resolv.conf"} {
@@ -489,7 +489,7 @@ func (w *podWorker) terminate() {
 	removed := w.removed
 	w.mu.Unlock()
 	if !removed {
-		w.a.deletePod(pod)
+		w.a.deletePod(w.ctx, pod)
 	}
 	w.logf("deleted")
 }
@@ -542,7 +542,7 @@ func (w *podWorker) statusLoop() {
 			return
 		case <-w.statusCh:
 		}
-		if err := w.writeStatus(); err != nil && w.ctx.Err() == nil && !apierrors.IsNotFound(err) {
+		if err := w.writeStatus(w.ctx); err != nil && w.ctx.Err() == nil && !apierrors.IsNotFound(err) {
 			w.logf("writing status: %v", err)
 			time.Sleep(500 * time.Millisecond)
 			w.markDirty()
@@ -551,7 +551,7 @@ func (w *podWorker) statusLoop() {
 	}
 }
 
-func (w *podWorker) writeStatus() error {
+func (w *podWorker) writeStatus(ctx context.Context) error {
 	pod := w.currentPod()
 	if pod.DeletionTimestamp != nil {
 		return nil
@@ -564,7 +564,7 @@ func (w *podWorker) writeStatus() error {
 	if string(body) == w.lastSent {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	_, err = w.a.cs.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, body, metav1.PatchOptions{}, "status")
 	if err == nil {

@@ -59,18 +59,19 @@ func newServiceProxy(a *Agent) *serviceProxy {
 	return &serviceProxy{a: a, entries: map[svcKey]*svcEntry{}, next: map[svcKey]int{}}
 }
 
-func (s *serviceProxy) register(f informers.SharedInformerFactory) {
+// register watches the Services of the factory; ctx is the agent's context.
+func (s *serviceProxy) register(ctx context.Context, f informers.SharedInformerFactory) {
 	s.slices = f.Discovery().V1().EndpointSlices().Lister()
 	_ = f.Discovery().V1().EndpointSlices().Informer()
 	_, _ = f.Core().V1().Services().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { s.sync(obj.(*corev1.Service), false) },
-		UpdateFunc: func(_, obj any) { s.sync(obj.(*corev1.Service), false) },
+		AddFunc:    func(obj any) { s.sync(ctx, obj.(*corev1.Service), false) },
+		UpdateFunc: func(_, obj any) { s.sync(ctx, obj.(*corev1.Service), false) },
 		DeleteFunc: func(obj any) {
 			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = t.Obj
 			}
 			if svc, ok := obj.(*corev1.Service); ok {
-				s.sync(svc, true)
+				s.sync(ctx, svc, true)
 			}
 		},
 	})
@@ -88,7 +89,7 @@ func (s *serviceProxy) watched(ns string) bool {
 	return false
 }
 
-func (s *serviceProxy) sync(svc *corev1.Service, deleted bool) {
+func (s *serviceProxy) sync(ctx context.Context, svc *corev1.Service, deleted bool) {
 	if !s.watched(svc.Namespace) {
 		return
 	}
@@ -127,7 +128,7 @@ func (s *serviceProxy) sync(svc *corev1.Service, deleted bool) {
 		e := &svcEntry{ServicePort: ServicePort{
 			Namespace: k.ns, Name: k.name, Port: k.port, PortName: p.Name, Address: l.Addr().String(),
 		}}
-		e.fwd = startForwarder(l, func(ctx context.Context) (net.Conn, error) { return s.dial(ctx, key, portName) })
+		e.fwd = startForwarder(ctx, l, func(ctx context.Context) (net.Conn, error) { return s.dial(ctx, key, portName) })
 		s.entries[k] = e
 		s.a.log.Printf("service %s/%s port %d -> %s", k.ns, k.name, k.port, e.Address)
 	}

@@ -3,6 +3,7 @@ package node
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -81,8 +82,8 @@ func ResolveIdentity(pod *corev1.Pod, c *corev1.Container, imageUser, rootfs str
 	var id Identity
 	userPart, groupPart, hasGroup := strings.Cut(imageUser, ":")
 	uidKnown := true
-	switch {
-	case userPart == "":
+	switch userPart {
+	case "":
 	default:
 		if n, err := strconv.ParseUint(userPart, 10, 32); err == nil {
 			id.UID = uint32(n)
@@ -104,14 +105,22 @@ func ResolveIdentity(pod *corev1.Pod, c *corev1.Container, imageUser, rootfs str
 		runAsUser = csc.RunAsUser
 	}
 	if runAsUser != nil {
-		id.UID, uidKnown = uint32(*runAsUser), true
+		uid, err := podID("runAsUser", *runAsUser)
+		if err != nil {
+			return id, err
+		}
+		id.UID, uidKnown = uid, true
 	}
 	runAsGroup := psc.RunAsGroup
 	if csc.RunAsGroup != nil {
 		runAsGroup = csc.RunAsGroup
 	}
 	if runAsGroup != nil {
-		id.GID = uint32(*runAsGroup)
+		gid, err := podID("runAsGroup", *runAsGroup)
+		if err != nil {
+			return id, err
+		}
+		id.GID = gid
 	}
 	nonRoot := psc.RunAsNonRoot
 	if csc.RunAsNonRoot != nil {
@@ -126,12 +135,30 @@ func ResolveIdentity(pod *corev1.Pod, c *corev1.Container, imageUser, rootfs str
 		}
 	}
 	if psc.FSGroup != nil {
-		id.AdditionalGIDs = append(id.AdditionalGIDs, uint32(*psc.FSGroup))
+		gid, err := podID("fsGroup", *psc.FSGroup)
+		if err != nil {
+			return id, err
+		}
+		id.AdditionalGIDs = append(id.AdditionalGIDs, gid)
 	}
 	for _, g := range psc.SupplementalGroups {
-		id.AdditionalGIDs = append(id.AdditionalGIDs, uint32(g))
+		gid, err := podID("supplementalGroups", g)
+		if err != nil {
+			return id, err
+		}
+		id.AdditionalGIDs = append(id.AdditionalGIDs, gid)
 	}
 	return id, nil
+}
+
+// podID converts a user or group id of a securityContext. The API server
+// admits 0 to 2147483647 only; checking again here keeps a value that did
+// not come through it from wrapping round to another user's id.
+func podID(field string, v int64) (uint32, error) {
+	if v < 0 || v > math.MaxInt32 {
+		return 0, configErrorf("%s %d must be between 0 and %d, inclusive", field, v, math.MaxInt32)
+	}
+	return uint32(v), nil
 }
 
 func lookupPasswd(rootfs, name string) (uint32, uint32, bool) {
@@ -344,10 +371,10 @@ func resources(c *corev1.Container) *specs.LinuxResources {
 		req, ok = c.Resources.Limits[corev1.ResourceCPU]
 	}
 	if ok {
-		shares := uint64(req.MilliValue() * 1024 / 1000)
-		if shares < 2 {
-			shares = 2
-		}
+		// The floor of 2 is the kernel's minimum, and it also keeps a
+		// negative request from wrapping round to a huge weight.
+		weight := max(req.MilliValue()*1024/1000, 2)
+		shares := uint64(weight)
 		cpu.Shares, set = &shares, true
 	}
 	if set {

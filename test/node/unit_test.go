@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	. "github.com/onsi/gomega"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -193,6 +195,74 @@ func TestApplyLayerWhiteouts(t *testing.T) {
 	g.Expect(ApplyLayer(layer(t, [2]string{"escape/tmp/owned", "x"}), root)).To(MatchError(ContainSubstring("symbolic link")))
 }
 
+// TestLayerModesAndLimits: a layer keeps the setuid and sticky bits of its
+// entries, and an entry larger than maxImageFileSize is refused before any
+// of it is copied.
+func TestLayerModesAndLimits(t *testing.T) {
+	g := NewWithT(t)
+	root := t.TempDir()
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	uid, gid := os.Getuid(), os.Getgid()
+	g.Expect(tw.WriteHeader(&tar.Header{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777, Uid: uid, Gid: gid})).To(Succeed())
+	g.Expect(tw.WriteHeader(&tar.Header{Name: "bin/su", Typeflag: tar.TypeReg, Mode: 0o4755, Uid: uid, Gid: gid, Size: 1})).To(Succeed())
+	_, _ = tw.Write([]byte("x"))
+	g.Expect(tw.Close()).To(Succeed())
+	g.Expect(ApplyLayer(&b, root)).To(Succeed())
+	fi, err := os.Stat(filepath.Join(root, "tmp"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(fi.Mode() & (os.ModeSticky | os.ModePerm)).To(Equal(os.ModeSticky | 0o777))
+	fi, err = os.Stat(filepath.Join(root, "bin", "su"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(fi.Mode() & (os.ModeSetuid | os.ModePerm)).To(Equal(os.ModeSetuid | 0o755))
+
+	// Only the header: the size it claims is refused before any read.
+	b.Reset()
+	tw = tar.NewWriter(&b)
+	g.Expect(tw.WriteHeader(&tar.Header{Name: "bomb", Typeflag: tar.TypeReg, Mode: 0o644, Size: maxImageFileSize + 1})).To(Succeed())
+	g.Expect(ApplyLayer(&b, root)).To(MatchError(ContainSubstring("more than the 1073741824")))
+}
+
+// TestRangeChecks: the numbers of a Pod or an image that would wrap round in
+// a conversion are refused; the others convert as before.
+func TestRangeChecks(t *testing.T) {
+	g := NewWithT(t)
+	for _, d := range []struct{ major, minor uint32 }{{0, 0}, {1, 3}, {136, 0x12345}, {0xfff, 0xfffff}} {
+		dev, err := deviceNumber(int64(d.major), int64(d.minor))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(dev).To(BeEquivalentTo(unix.Mkdev(d.major, d.minor)), "%d:%d is encoded as unix.Mkdev does", d.major, d.minor)
+	}
+	for _, d := range [][2]int64{{-1, 0}, {0, -1}, {0x1000, 0}, {0, 0x100000}} {
+		_, err := deviceNumber(d[0], d[1])
+		g.Expect(err).To(MatchError(ContainSubstring("out of range")), "%d:%d", d[0], d[1])
+	}
+
+	pod, c := testPod(), &corev1.Container{Name: "c"}
+	for _, v := range []int64{-1, math.MaxInt32 + 1, math.MaxUint32 + 1} {
+		pod.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr.To(v)}
+		_, err := ResolveIdentity(pod, c, "", "")
+		var ce *ConfigError
+		g.Expect(errors.As(err, &ce)).To(BeTrue(), "runAsUser %d is a configuration error, got %v", v, err)
+	}
+	pod.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](65532), RunAsGroup: ptr.To[int64](math.MaxInt32)}
+	id, err := ResolveIdentity(pod, c, "", "")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(id.UID).To(BeEquivalentTo(65532))
+	g.Expect(id.GID).To(BeEquivalentTo(math.MaxInt32))
+
+	for _, m := range []int32{-1, 0o1000, 0o4755} {
+		_, err := modeOr(ptr.To(m), 0o644)
+		var ce *ConfigError
+		g.Expect(errors.As(err, &ce)).To(BeTrue(), "mode %#o is a configuration error, got %v", m, err)
+	}
+	mode, err := modeOr(ptr.To[int32](0o400), 0o644)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(mode).To(Equal(os.FileMode(0o400)))
+	mode, err = modeOr(nil, 0o644)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(mode).To(Equal(os.FileMode(0o644)))
+}
+
 func TestOCIArchiveRoundTrip(t *testing.T) {
 	g := NewWithT(t)
 	dir := t.TempDir()
@@ -225,9 +295,12 @@ func TestProbes(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
+	// A TCP port has 16 bits: parsed as such, it converts to the API's int32.
 	_, portStr, _ := net.SplitHostPort(srv.Listener.Addr().String())
-	port, _ := strconv.Atoi(portStr)
-	c := &corev1.Container{Name: "c", Ports: []corev1.ContainerPort{{Name: "health", ContainerPort: int32(port)}}}
+	port16, err := strconv.ParseUint(portStr, 10, 16)
+	g.Expect(err).NotTo(HaveOccurred())
+	port, port32 := int(port16), int32(port16)
+	c := &corev1.Container{Name: "c", Ports: []corev1.ContainerPort{{Name: "health", ContainerPort: port32}}}
 	var dialled int
 	dial := func(ctx context.Context, p int, timeout time.Duration) (net.Conn, error) {
 		dialled = p
@@ -239,9 +312,9 @@ func TestProbes(t *testing.T) {
 	g.Expect(dialled).To(Equal(port), "the named port is resolved")
 	healthy = false
 	g.Expect(RunProbe(context.Background(), p, c, dial, nil)).To(MatchError(ContainSubstring("statuscode: 503")))
-	tcp := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(int32(port))}}}
+	tcp := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(port32)}}}
 	g.Expect(RunProbe(context.Background(), tcp, c, dial, nil)).To(Succeed())
-	_, err := ResolvePort(intstr.FromString("nope"), c)
+	_, err = ResolvePort(intstr.FromString("nope"), c)
 	g.Expect(err).To(HaveOccurred())
 
 	st := &ProbeState{Probe: &corev1.Probe{SuccessThreshold: 2, FailureThreshold: 3}}

@@ -133,21 +133,32 @@ func (r *renderer) render(ctx context.Context, v corev1.Volume) (map[string]volu
 	files := map[string]volumeFile{}
 	switch {
 	case v.Secret != nil:
-		mode := modeOr(v.Secret.DefaultMode, 0o644)
-		err := r.secretFiles(ctx, files, v.Secret.SecretName, v.Secret.Items, v.Secret.Optional, mode)
+		mode, err := modeOr(v.Secret.DefaultMode, 0o644)
+		if err != nil {
+			return nil, true, err
+		}
+		err = r.secretFiles(ctx, files, v.Secret.SecretName, v.Secret.Items, v.Secret.Optional, mode)
 		return files, true, err
 	case v.ConfigMap != nil:
-		mode := modeOr(v.ConfigMap.DefaultMode, 0o644)
-		err := r.configMapFiles(ctx, files, v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.Optional, mode)
+		mode, err := modeOr(v.ConfigMap.DefaultMode, 0o644)
+		if err != nil {
+			return nil, true, err
+		}
+		err = r.configMapFiles(ctx, files, v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.Optional, mode)
 		return files, true, err
 	case v.DownwardAPI != nil:
-		mode := modeOr(v.DownwardAPI.DefaultMode, 0o644)
-		err := r.downwardFiles(files, v.DownwardAPI.Items, mode)
+		mode, err := modeOr(v.DownwardAPI.DefaultMode, 0o644)
+		if err != nil {
+			return nil, true, err
+		}
+		err = r.downwardFiles(files, v.DownwardAPI.Items, mode)
 		return files, true, err
 	case v.Projected != nil:
-		mode := modeOr(v.Projected.DefaultMode, 0o644)
+		mode, err := modeOr(v.Projected.DefaultMode, 0o644)
+		if err != nil {
+			return nil, true, err
+		}
 		for _, s := range v.Projected.Sources {
-			var err error
 			switch {
 			case s.Secret != nil:
 				err = r.secretFiles(ctx, files, s.Secret.Name, s.Secret.Items, s.Secret.Optional, mode)
@@ -177,18 +188,18 @@ func (r *renderer) render(ctx context.Context, v corev1.Volume) (map[string]volu
 	return nil, false, nil
 }
 
-func modeOr(m *int32, def os.FileMode) os.FileMode {
+// modeOr is the file mode of a volume's defaultMode or an item's mode, or
+// def when it is not set. The API server admits 0 to 0777 only; checking
+// again here keeps a value that did not come through it from turning into
+// other bits of an os.FileMode.
+func modeOr(m *int32, def os.FileMode) (os.FileMode, error) {
 	if m == nil {
-		return def
+		return def, nil
 	}
-	return os.FileMode(*m)
-}
-
-func itemMode(it corev1.KeyToPath, def os.FileMode) os.FileMode {
-	if it.Mode != nil {
-		return os.FileMode(*it.Mode)
+	if *m < 0 || *m > 0o777 {
+		return 0, configErrorf("file mode %#o must be between 0 and 0777 (octal), both inclusive", *m)
 	}
-	return def
+	return os.FileMode(*m), nil
 }
 
 func (r *renderer) secretFiles(ctx context.Context, files map[string]volumeFile, name string, items []corev1.KeyToPath, optional *bool, mode os.FileMode) error {
@@ -245,16 +256,20 @@ func project(files map[string]volumeFile, data map[string][]byte, items []corev1
 			}
 			return fmt.Errorf("%s has no key %q", what, it.Key)
 		}
-		files[it.Path] = volumeFile{v, itemMode(it, mode)}
+		m, err := modeOr(it.Mode, mode)
+		if err != nil {
+			return err
+		}
+		files[it.Path] = volumeFile{v, m}
 	}
 	return nil
 }
 
 func (r *renderer) downwardFiles(files map[string]volumeFile, items []corev1.DownwardAPIVolumeFile, mode os.FileMode) error {
 	for _, it := range items {
-		m := mode
-		if it.Mode != nil {
-			m = os.FileMode(*it.Mode)
+		m, err := modeOr(it.Mode, mode)
+		if err != nil {
+			return err
 		}
 		switch {
 		case it.FieldRef != nil:

@@ -652,10 +652,16 @@ func isMountPoint(path, upper string) bool {
 	return false
 }
 
-// treeSum hashes the names, modes and contents of a directory tree.
+// treeSum hashes the names (relative to dir), modes and contents of a
+// directory tree. It reads through an os.Root, so no symbolic link in the
+// tree, nor one swapped in while it walks, leads it out of dir.
 func treeSum(g Gomega, dir string) string {
+	root, err := os.OpenRoot(dir)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = root.Close() }()
+	fsys := root.FS()
 	h := sha256.New()
-	g.Expect(filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	g.Expect(fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -665,7 +671,7 @@ func treeSum(g Gomega, dir string) string {
 		}
 		fmt.Fprintf(h, "%s %v %d\n", p, fi.Mode(), fi.Size())
 		if fi.Mode().IsRegular() {
-			f, err := os.Open(p)
+			f, err := fsys.Open(p)
 			if err != nil {
 				return err
 			}
