@@ -123,7 +123,7 @@ func (b *bench) dryRunPhase(metrics *profiler, resource string, create func(int)
 	for _, s := range growth(before, after, "apiserver_request_duration_seconds", func(l map[string]string) string {
 		return l["verb"] + " " + l["resource"] + subresource(l["subresource"])
 	}) {
-		if s.what == "create "+resource {
+		if s.what == "POST "+resource {
 			note += fmt.Sprintf("; apiserver %.2f ms per request", 1000*s.seconds/float64(s.count))
 		}
 	}
