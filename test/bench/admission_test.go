@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
+	apiextensionsvalidation "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/validation"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
@@ -154,6 +156,10 @@ func TestCRDRuleCosts(t *testing.T) {
 							t.Errorf("%s: rule %q: %v", path, st.XValidations[i].Rule, r.Error)
 							continue
 						}
+						if r.MaxCost > apiextensionsvalidation.StaticEstimatedCostLimit {
+							t.Errorf("%s: rule %q: estimated cost %d is over the apiserver's limit of %d per rule",
+								path, st.XValidations[i].Rule, r.MaxCost, apiextensionsvalidation.StaticEstimatedCostLimit)
+						}
 						costs = append(costs, ruleCost{path: path, rule: st.XValidations[i].Rule, cost: r.MaxCost, cardinality: cardinality})
 					}
 				}
@@ -185,19 +191,34 @@ func TestCRDRuleCosts(t *testing.T) {
 				}
 			}
 			walk("", s.structural, model.SchemaDeclType(s.structural, true), 1, true)
-			sort.Slice(costs, func(i, j int) bool {
-				return costs[i].cost*costs[i].cardinality > costs[j].cost*costs[j].cardinality
-			})
+			sort.Slice(costs, func(i, j int) bool { return costs[i].total() > costs[j].total() })
 			var total uint64
 			for _, c := range costs {
-				total += c.cost * c.cardinality
+				total = saturatingAdd(total, c.total())
+			}
+			if total > apiextensionsvalidation.StaticEstimatedCRDCostLimit {
+				t.Errorf("estimated cost of all rules %d is over the apiserver's limit of %d per CRD", total, apiextensionsvalidation.StaticEstimatedCRDCostLimit)
 			}
 			t.Logf("%d rules, estimated cost %d in all", len(costs), total)
 			for _, c := range costs {
-				t.Logf("%10d = %6d × %-5d %s: %s", c.cost*c.cardinality, c.cost, c.cardinality, c.path, c.rule)
+				t.Logf("%10d = %8d × %-5d %s: %s", c.total(), c.cost, c.cardinality, c.path, c.rule)
 			}
 		})
 	}
+}
+
+func (c ruleCost) total() uint64 {
+	if c.cardinality != 0 && c.cost > math.MaxUint64/c.cardinality {
+		return math.MaxUint64
+	}
+	return c.cost * c.cardinality
+}
+
+func saturatingAdd(a, b uint64) uint64 {
+	if a > math.MaxUint64-b {
+		return math.MaxUint64
+	}
+	return a + b
 }
 
 // maxElements is the bound a list (maxItems) or map (maxProperties) puts on the rules below
