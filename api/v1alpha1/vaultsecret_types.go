@@ -109,7 +109,7 @@ const (
 
 // VaultSecretSpec is the desired state of a VaultSecret.
 // +kubebuilder:validation:XValidation:rule="has(self.vault) || has(self.connectionRef)",message="spec.vault is required unless spec.connectionRef names a VaultConnection or ClusterVaultConnection: the Key Vault to read from",fieldPath=".vault",reason=FieldValueRequired
-// +kubebuilder:validation:XValidation:rule="!has(self.vault) || !has(self.connectionRef)",message="spec.vault and spec.connectionRef are mutually exclusive: set exactly one",fieldPath=".connectionRef",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="!has(self.connectionRef) || !has(self.vault)",message="spec.vault and spec.connectionRef are mutually exclusive: set exactly one",fieldPath=".connectionRef",reason=FieldValueForbidden
 // +kubebuilder:validation:XValidation:rule="self.?data.orValue([]).size() > 0 || self.?dataFrom.orValue([]).size() > 0",message="spec.data or spec.dataFrom must list at least one Key Vault object to sync",reason=FieldValueRequired
 // +kubebuilder:validation:XValidation:rule="self.?target.?type.orValue('Opaque') != 'kubernetes.io/tls' || (has(self.data) && self.data.exists(i, i.remote.?type.orValue('secret') == 'certificate' && i.remote.?format.orValue('TLS') == 'TLS')) || ['tls.crt', 'tls.key'].all(k, (has(self.data) && self.data.exists(i, i.?key.orValue('') == k)) || (has(self.target.template) && has(self.target.template.data) && k in self.target.template.data))",message="spec.target.type kubernetes.io/tls needs a certificate item in TLS format in spec.data, or spec.data or spec.target.template.data keys producing both tls.crt and tls.key",fieldPath=".target.type"
 type VaultSecretSpec struct {
