@@ -390,7 +390,7 @@ type RemoteRef struct {
 }
 
 // DataFromSource expands Key Vault secrets into many keys. Exactly one of remote and find must be set.
-// +kubebuilder:validation:XValidation:rule="[has(self.remote), has(self.find)].filter(x, x).size() == 1",message="spec.dataFrom items must set exactly one of remote or find"
+// +kubebuilder:validation:XValidation:rule="has(self.remote) != has(self.find)",message="spec.dataFrom items must set exactly one of remote or find"
 type DataFromSource struct {
 	// remote reads one secret holding a JSON object; each top-level field becomes a key.
 	// +optional

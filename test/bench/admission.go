@@ -100,16 +100,20 @@ func (b *bench) admission(ctx context.Context) error {
 		b.t.info("dry-run VaultSecret vs Secret create rate, range over the rounds", fmt.Sprintf("%.2f–%.2f ×", lo, hi), "")
 	}
 	if b.c.prof.apiPrefix != "" {
-		// A profile of VaultSecrets alone, after the measured rounds (profiling slows the apiserver).
-		b.c.prof.cfg, b.c.prof.phase = b.env.CP.Config, fmt.Sprintf("%d dry-run VaultSecret creates", b.c.n)
-		if err := b.c.prof.start(); err != nil {
-			return err
-		}
-		if err := parallel(b.c.n, workers, kinds[1].create); err != nil {
-			return err
-		}
-		if err := b.c.prof.finish(b.t); err != nil {
-			return err
+		// Profiles of each kind alone, after the measured rounds (profiling slows the apiserver):
+		// PREFIX-secrets-cpu-N.pprof and PREFIX-vaultsecrets-cpu-N.pprof.
+		for _, k := range kinds {
+			p := &profiler{apiPrefix: b.c.prof.apiPrefix + "-" + k.resource, cfg: b.env.CP.Config,
+				phase: fmt.Sprintf("%d dry-run %s creates", b.c.n, k.what)}
+			if err := p.start(); err != nil {
+				return err
+			}
+			if err := parallel(b.c.n, workers, k.create); err != nil {
+				return err
+			}
+			if err := p.finish(b.t); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
