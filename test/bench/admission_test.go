@@ -224,13 +224,16 @@ func saturatingAdd(a, b uint64) uint64 {
 // maxElements is the bound a list (maxItems) or map (maxProperties) puts on the rules below
 // it; an unbounded one counts as 1,000,000, about what a 3 MiB request can hold.
 func maxElements(v *structuralschema.ValueValidation, list bool) uint64 {
-	if v != nil {
-		if list && v.MaxItems != nil {
-			return uint64(*v.MaxItems)
-		}
-		if !list && v.MaxProperties != nil {
-			return uint64(*v.MaxProperties)
-		}
+	const unbounded = 1_000_000
+	if v == nil {
+		return unbounded
 	}
-	return 1_000_000
+	bound := v.MaxProperties
+	if list {
+		bound = v.MaxItems
+	}
+	if bound == nil || *bound < 0 || *bound > unbounded {
+		return unbounded
+	}
+	return uint64(*bound)
 }
