@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -99,6 +100,9 @@ func (b *bench) admission(ctx context.Context) error {
 		}
 		b.t.info("dry-run VaultSecret vs Secret create rate, range over the rounds", fmt.Sprintf("%.2f–%.2f ×", lo, hi), "")
 	}
+	if err := b.statusPatches(ctx, metrics, vs); err != nil {
+		return err
+	}
 	if b.c.prof.apiPrefix != "" {
 		// Profiles of each kind alone, after the measured rounds (profiling slows the apiserver):
 		// PREFIX-secrets-cpu-N.pprof and PREFIX-vaultsecrets-cpu-N.pprof.
@@ -117,6 +121,52 @@ func (b *bench) admission(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// admissionStatusPatches is how many status patches statusPatches sends.
+const admissionStatusPatches = 200
+
+// statusPatches creates the VaultSecret and patches its status repeatedly, as the operator does
+// after each sync, to show what a status write costs in CEL: the apiserver validates the whole
+// object against every rule, spec rules included, on a write through the status subresource
+// (errors of unchanged fields only become warnings), while its OpenAPI validation covers status.
+func (b *bench) statusPatches(ctx context.Context, metrics *profiler, vs *v1alpha1.VaultSecret) error {
+	obj := vs.DeepCopy()
+	obj.Name = "admission-status"
+	if err := b.env.Client.Create(ctx, obj); err != nil {
+		return err
+	}
+	before, err := metrics.apiMetrics()
+	if err != nil {
+		return fmt.Errorf("reading the apiserver's metrics: %w", err)
+	}
+	start := time.Now()
+	for i := range admissionStatusPatches {
+		patch := client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"status":{"lastForceSync":"bench-%d"}}`, i))
+		if err := b.env.Client.Status().Patch(ctx, obj, patch); err != nil {
+			return err
+		}
+	}
+	took := time.Since(start)
+	after, err := metrics.apiMetrics()
+	if err != nil {
+		return fmt.Errorf("reading the apiserver's metrics: %w", err)
+	}
+	var visits uint64
+	for _, s := range growth(before, after, "apiserver_cel_evaluation_duration_seconds", func(map[string]string) string { return "" }) {
+		visits += s.count
+	}
+	note := fmt.Sprintf("%d sequential merge patches in %.2f s", admissionStatusPatches, took.Seconds())
+	for _, s := range growth(before, after, "apiserver_request_duration_seconds", func(l map[string]string) string {
+		return l["verb"] + " " + l["resource"] + subresource(l["subresource"])
+	}) {
+		if s.what == "PATCH vaultsecrets/status" {
+			note += fmt.Sprintf("; apiserver %.2f ms per patch", 1000*s.seconds/float64(s.count))
+		}
+	}
+	b.t.info("CEL validator node visits per status patch of the same VaultSecret (spec rules run again)",
+		fmt.Sprintf("%.1f", float64(visits)/admissionStatusPatches), note)
+	return b.env.Client.Delete(ctx, obj)
 }
 
 // admissionSlices is how many turns each kind takes per round.
