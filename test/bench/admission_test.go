@@ -2,38 +2,32 @@ package main
 
 import (
 	"context"
-	"math"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apiextensionsvalidation "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/validation"
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
-	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel/model"
 	structuraldefaulting "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
 	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
-	apiservercel "k8s.io/apiserver/pkg/cel"
-	"k8s.io/apiserver/pkg/cel/environment"
 	"sigs.k8s.io/yaml"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 )
 
-// The tests and benchmarks of this file run, in this process, the two validation steps the
-// kube-apiserver applies to every write of a VaultSecret: the OpenAPI schema and the CEL rules
-// of the generated CRD (config/crd/bases). They need no control plane:
+// The benchmark of this file runs, in this process, the two validation steps the kube-apiserver
+// applies to every write of a VaultSecret: the OpenAPI schema and the CEL rules of the generated
+// CRD (config/crd/bases). It needs no control plane:
 //
 //	go test ./test/bench -run '^$' -bench CRDValidation -benchmem   # ns and allocations per object
-//	go test ./test/bench -run CRDRuleCosts -v                       # every rule's estimated cost
+//
+// test/admission's TestCRDRuleCosts lists every rule's estimated cost.
 
 // crdSchema is the structural schema and OpenAPI validator of one generated CRD.
 type crdSchema struct {
@@ -123,117 +117,4 @@ func BenchmarkCRDValidation(b *testing.B) {
 			s.cel.Validate(ctx, nil, s.structural, obj, obj, celconfig.RuntimeCELCostBudget)
 		}
 	})
-}
-
-// ruleCost is the static cost estimate of one rule, as the apiserver computes it when the CRD
-// is installed: the rule's worst case times the number of times it can run (the product of
-// maxItems and maxProperties above it).
-type ruleCost struct {
-	path        string
-	rule        string
-	cost        uint64
-	cardinality uint64
-}
-
-// TestCRDRuleCosts compiles every rule of every generated CRD as the apiserver does and checks
-// that each compiles; with -v it lists every rule with its estimated cost, most expensive first.
-func TestCRDRuleCosts(t *testing.T) {
-	for _, file := range []string{"vaultsync.io_vaultsecrets.yaml", "vaultsync.io_clustervaultsecrets.yaml",
-		"vaultsync.io_vaultconnections.yaml", "vaultsync.io_clustervaultconnections.yaml"} {
-		t.Run(strings.TrimSuffix(strings.TrimPrefix(file, "vaultsync.io_"), ".yaml"), func(t *testing.T) {
-			s := loadCRD(t, file)
-			var costs []ruleCost
-			var walk func(path string, st *structuralschema.Structural, declType *apiservercel.DeclType, cardinality uint64, root bool)
-			walk = func(path string, st *structuralschema.Structural, declType *apiservercel.DeclType, cardinality uint64, root bool) {
-				if len(st.XValidations) > 0 {
-					results, err := cel.Compile(st, declType, celconfig.PerCallLimit,
-						environment.MustBaseEnvSet(environment.DefaultCompatibilityVersion()), cel.StoredExpressionsEnvLoader())
-					if err != nil {
-						t.Fatalf("%s: %v", path, err)
-					}
-					for i, r := range results {
-						if r.Error != nil {
-							t.Errorf("%s: rule %q: %v", path, st.XValidations[i].Rule, r.Error)
-							continue
-						}
-						if r.MaxCost > apiextensionsvalidation.StaticEstimatedCostLimit {
-							t.Errorf("%s: rule %q: estimated cost %d is over the apiserver's limit of %d per rule",
-								path, st.XValidations[i].Rule, r.MaxCost, apiextensionsvalidation.StaticEstimatedCostLimit)
-						}
-						costs = append(costs, ruleCost{path: path, rule: st.XValidations[i].Rule, cost: r.MaxCost, cardinality: cardinality})
-					}
-				}
-				for name, prop := range st.Properties {
-					if root && name == "metadata" {
-						continue
-					}
-					var fieldType *apiservercel.DeclType
-					if declType != nil {
-						if f, ok := declType.Fields[name]; ok {
-							fieldType = f.Type
-						}
-					}
-					walk(path+"."+name, &prop, fieldType, cardinality, false)
-				}
-				if st.Items != nil {
-					var elem *apiservercel.DeclType
-					if declType != nil {
-						elem = declType.ElemType
-					}
-					walk(path+"[*]", st.Items, elem, cardinality*maxElements(st.ValueValidation, true), false)
-				}
-				if st.AdditionalProperties != nil && st.AdditionalProperties.Structural != nil {
-					var elem *apiservercel.DeclType
-					if declType != nil {
-						elem = declType.ElemType
-					}
-					walk(path+"{*}", st.AdditionalProperties.Structural, elem, cardinality*maxElements(st.ValueValidation, false), false)
-				}
-			}
-			walk("", s.structural, model.SchemaDeclType(s.structural, true), 1, true)
-			sort.Slice(costs, func(i, j int) bool { return costs[i].total() > costs[j].total() })
-			var total uint64
-			for _, c := range costs {
-				total = saturatingAdd(total, c.total())
-			}
-			if total > apiextensionsvalidation.StaticEstimatedCRDCostLimit {
-				t.Errorf("estimated cost of all rules %d is over the apiserver's limit of %d per CRD", total, apiextensionsvalidation.StaticEstimatedCRDCostLimit)
-			}
-			t.Logf("%d rules, estimated cost %d in all", len(costs), total)
-			for _, c := range costs {
-				t.Logf("%10d = %8d × %-5d %s: %s", c.total(), c.cost, c.cardinality, c.path, c.rule)
-			}
-		})
-	}
-}
-
-func (c ruleCost) total() uint64 {
-	if c.cardinality != 0 && c.cost > math.MaxUint64/c.cardinality {
-		return math.MaxUint64
-	}
-	return c.cost * c.cardinality
-}
-
-func saturatingAdd(a, b uint64) uint64 {
-	if a > math.MaxUint64-b {
-		return math.MaxUint64
-	}
-	return a + b
-}
-
-// maxElements is the bound a list (maxItems) or map (maxProperties) puts on the rules below
-// it; an unbounded one counts as 1,000,000, about what a 3 MiB request can hold.
-func maxElements(v *structuralschema.ValueValidation, list bool) uint64 {
-	const unbounded = 1_000_000
-	if v == nil {
-		return unbounded
-	}
-	bound := v.MaxProperties
-	if list {
-		bound = v.MaxItems
-	}
-	if bound == nil || *bound < 0 || *bound > unbounded {
-		return unbounded
-	}
-	return uint64(*bound)
 }
