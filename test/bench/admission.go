@@ -30,6 +30,9 @@ const admissionWarmup = 100
 // scenario) and of a Secret with 3 keys, b.c.n each per round at
 // b.c.admissionWorkers goroutines, for b.c.rounds rounds in the same run.
 func (b *bench) admission(ctx context.Context) error {
+	if b.c.n < admissionSlices || b.c.rounds < 1 || b.c.admissionWorkers < 1 {
+		return fmt.Errorf("-admission needs -n of at least %d, -rounds and -admission-concurrency of at least 1", admissionSlices)
+	}
 	ns, err := b.env.NewNamespace(ctx, "admission")
 	if err != nil {
 		return err
