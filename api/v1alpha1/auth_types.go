@@ -39,7 +39,7 @@ const (
 )
 
 // VaultAuth selects one authentication method. Exactly one member must be set.
-// +kubebuilder:validation:XValidation:rule="[has(self.workloadIdentity), has(self.servicePrincipal), has(self.managedIdentity), has(self.operatorIdentity), has(self.azureCLI)].filter(x, x).size() == 1",message="auth must set exactly one authentication method: workloadIdentity, servicePrincipal, managedIdentity, operatorIdentity or azureCLI"
+// +kubebuilder:validation:XValidation:rule="(has(self.workloadIdentity) ? 1 : 0) + (has(self.servicePrincipal) ? 1 : 0) + (has(self.managedIdentity) ? 1 : 0) + (has(self.operatorIdentity) ? 1 : 0) + (has(self.azureCLI) ? 1 : 0) == 1",message="auth must set exactly one authentication method: workloadIdentity, servicePrincipal, managedIdentity, operatorIdentity or azureCLI"
 type VaultAuth struct {
 	// workloadIdentity authenticates as the Entra ID application or user-assigned managed
 	// identity federated with a ServiceAccount (Azure Workload Identity). The operator requests
@@ -130,7 +130,7 @@ type WorkloadIdentityAuth struct {
 // ServicePrincipalAuth authenticates as an Entra ID application with a client secret or a
 // client certificate. The Secrets it names are always read from the namespace of the object
 // that holds this spec; the references have no namespace field.
-// +kubebuilder:validation:XValidation:rule="[has(self.clientSecretRef), has(self.clientCertificateRef)].filter(x, x).size() == 1",message="servicePrincipal must set exactly one of clientSecretRef or clientCertificateRef"
+// +kubebuilder:validation:XValidation:rule="has(self.clientSecretRef) != has(self.clientCertificateRef)",message="servicePrincipal must set exactly one of clientSecretRef or clientCertificateRef"
 // +kubebuilder:validation:XValidation:rule="!has(self.passwordRef) || has(self.clientCertificateRef)",message="passwordRef is only allowed with clientCertificateRef (it opens a PFX file)",fieldPath=".passwordRef",reason=FieldValueForbidden
 type ServicePrincipalAuth struct {
 	// tenantID is the Entra ID tenant (directory) ID of the application, a GUID.

@@ -69,7 +69,7 @@ type VaultSecretTemplate struct {
 	// (a ServiceAccount or a Secret) would be looked up in each tenant's namespace.
 	// +required
 	// +kubebuilder:validation:XValidation:rule="!has(self.vault)",message="spec.template.spec.vault is not allowed: a ClusterVaultSecret reads only through a ClusterVaultConnection (spec.template.spec.connectionRef with kind ClusterVaultConnection), never with a tenant's ServiceAccount or Secrets",fieldPath=".vault",reason=FieldValueForbidden
-	// +kubebuilder:validation:XValidation:rule="has(self.connectionRef) && has(self.connectionRef.kind) && self.connectionRef.kind == 'ClusterVaultConnection'",message="spec.template.spec.connectionRef must name a ClusterVaultConnection (kind: ClusterVaultConnection): a VaultConnection belongs to one namespace",fieldPath=".connectionRef",reason=FieldValueInvalid
+	// +kubebuilder:validation:XValidation:rule="self.?connectionRef.?kind.orValue('') == 'ClusterVaultConnection'",message="spec.template.spec.connectionRef must name a ClusterVaultConnection (kind: ClusterVaultConnection): a VaultConnection belongs to one namespace",fieldPath=".connectionRef",reason=FieldValueInvalid
 	Spec VaultSecretSpec `json:"spec"`
 }
 

@@ -22,9 +22,6 @@ import (
 
 // VaultConnectionSpec is a Key Vault and how to authenticate to it, shared by the VaultSecrets
 // of one namespace.
-// +kubebuilder:validation:XValidation:rule="!has(self.auth.managedIdentity)",message="spec.auth.managedIdentity is only allowed in a ClusterVaultConnection: a managed identity belongs to the node or the operator, not to a namespace",fieldPath=".auth.managedIdentity",reason=FieldValueForbidden
-// +kubebuilder:validation:XValidation:rule="!has(self.auth.operatorIdentity)",message="spec.auth.operatorIdentity is only allowed in a ClusterVaultConnection: it is the operator's own identity, not a namespace's",fieldPath=".auth.operatorIdentity",reason=FieldValueForbidden
-// +kubebuilder:validation:XValidation:rule="!has(self.auth.workloadIdentity) || !has(self.auth.workloadIdentity.serviceAccountNamespace)",message="spec.auth.workloadIdentity.serviceAccountNamespace is not allowed: a VaultConnection can only use ServiceAccounts of its own namespace",fieldPath=".auth.workloadIdentity.serviceAccountNamespace",reason=FieldValueForbidden
 // +kubebuilder:validation:XValidation:rule="!has(self.cloud) || self.cloud != 'Custom' || has(self.customCloud)",message="spec.customCloud is required when cloud is Custom",fieldPath=".customCloud",reason=FieldValueRequired
 // +kubebuilder:validation:XValidation:rule="!has(self.customCloud) || (has(self.cloud) && self.cloud == 'Custom')",message="spec.customCloud is only allowed when cloud is Custom",fieldPath=".customCloud",reason=FieldValueForbidden
 type VaultConnectionSpec struct {
@@ -39,6 +36,9 @@ type VaultConnectionSpec struct {
 	// workloadIdentity (a ServiceAccount of this namespace), servicePrincipal (Secrets of this
 	// namespace) or azureCLI (development only).
 	// +required
+	// +kubebuilder:validation:XValidation:rule="!has(self.managedIdentity)",message="spec.auth.managedIdentity is only allowed in a ClusterVaultConnection: a managed identity belongs to the node or the operator, not to a namespace",fieldPath=".managedIdentity",reason=FieldValueForbidden
+	// +kubebuilder:validation:XValidation:rule="!has(self.operatorIdentity)",message="spec.auth.operatorIdentity is only allowed in a ClusterVaultConnection: it is the operator's own identity, not a namespace's",fieldPath=".operatorIdentity",reason=FieldValueForbidden
+	// +kubebuilder:validation:XValidation:rule="!self.?workloadIdentity.?serviceAccountNamespace.hasValue()",message="spec.auth.workloadIdentity.serviceAccountNamespace is not allowed: a VaultConnection can only use ServiceAccounts of its own namespace",fieldPath=".workloadIdentity.serviceAccountNamespace",reason=FieldValueForbidden
 	Auth VaultAuth `json:"auth"`
 
 	// cloud is the Azure cloud of the vault: AzurePublic, AzureChina, AzureUSGovernment or
@@ -133,8 +133,6 @@ type VaultConnectionList struct {
 
 // ClusterVaultConnectionSpec is a Key Vault and how to authenticate to it, offered by a cluster
 // administrator to the namespaces it allows.
-// +kubebuilder:validation:XValidation:rule="!has(self.auth.servicePrincipal)",message="spec.auth.servicePrincipal is not allowed in a ClusterVaultConnection: its Secrets would have no namespace; use a VaultConnection in the namespace that holds them",fieldPath=".auth.servicePrincipal",reason=FieldValueForbidden
-// +kubebuilder:validation:XValidation:rule="!has(self.auth.workloadIdentity) || has(self.auth.workloadIdentity.serviceAccountNamespace)",message="spec.auth.workloadIdentity.serviceAccountNamespace is required in a ClusterVaultConnection: name the namespace of the ServiceAccount",fieldPath=".auth.workloadIdentity.serviceAccountNamespace",reason=FieldValueRequired
 // +kubebuilder:validation:XValidation:rule="!has(self.cloud) || self.cloud != 'Custom' || has(self.customCloud)",message="spec.customCloud is required when cloud is Custom",fieldPath=".customCloud",reason=FieldValueRequired
 // +kubebuilder:validation:XValidation:rule="!has(self.customCloud) || (has(self.cloud) && self.cloud == 'Custom')",message="spec.customCloud is only allowed when cloud is Custom",fieldPath=".customCloud",reason=FieldValueForbidden
 type ClusterVaultConnectionSpec struct {
@@ -149,6 +147,8 @@ type ClusterVaultConnectionSpec struct {
 	// workloadIdentity (with serviceAccountNamespace), managedIdentity, operatorIdentity or
 	// azureCLI (development only). servicePrincipal is not available here.
 	// +required
+	// +kubebuilder:validation:XValidation:rule="!has(self.servicePrincipal)",message="spec.auth.servicePrincipal is not allowed in a ClusterVaultConnection: its Secrets would have no namespace; use a VaultConnection in the namespace that holds them",fieldPath=".servicePrincipal",reason=FieldValueForbidden
+	// +kubebuilder:validation:XValidation:rule="!has(self.workloadIdentity) || has(self.workloadIdentity.serviceAccountNamespace)",message="spec.auth.workloadIdentity.serviceAccountNamespace is required in a ClusterVaultConnection: name the namespace of the ServiceAccount",fieldPath=".workloadIdentity.serviceAccountNamespace",reason=FieldValueRequired
 	Auth VaultAuth `json:"auth"`
 
 	// cloud is the Azure cloud of the vault: AzurePublic, AzureChina, AzureUSGovernment or

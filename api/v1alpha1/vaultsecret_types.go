@@ -109,9 +109,9 @@ const (
 
 // VaultSecretSpec is the desired state of a VaultSecret.
 // +kubebuilder:validation:XValidation:rule="has(self.vault) || has(self.connectionRef)",message="spec.vault is required unless spec.connectionRef names a VaultConnection or ClusterVaultConnection: the Key Vault to read from",fieldPath=".vault",reason=FieldValueRequired
-// +kubebuilder:validation:XValidation:rule="!has(self.vault) || !has(self.connectionRef)",message="spec.vault and spec.connectionRef are mutually exclusive: set exactly one",fieldPath=".connectionRef",reason=FieldValueForbidden
-// +kubebuilder:validation:XValidation:rule="(has(self.data) && size(self.data) > 0) || (has(self.dataFrom) && size(self.dataFrom) > 0)",message="spec.data or spec.dataFrom must list at least one Key Vault object to sync",reason=FieldValueRequired
-// +kubebuilder:validation:XValidation:rule="!has(self.target) || !has(self.target.type) || self.target.type != 'kubernetes.io/tls' || (has(self.data) && self.data.exists(i, has(i.remote.type) && i.remote.type == 'certificate' && (!has(i.remote.format) || i.remote.format == 'TLS'))) || ['tls.crt', 'tls.key'].all(k, (has(self.data) && self.data.exists(i, has(i.key) && i.key == k)) || (has(self.target.template) && has(self.target.template.data) && k in self.target.template.data))",message="spec.target.type kubernetes.io/tls needs a certificate item in TLS format in spec.data, or spec.data or spec.target.template.data keys producing both tls.crt and tls.key",fieldPath=".target.type"
+// +kubebuilder:validation:XValidation:rule="!has(self.connectionRef) || !has(self.vault)",message="spec.vault and spec.connectionRef are mutually exclusive: set exactly one",fieldPath=".connectionRef",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="self.?data.orValue([]).size() > 0 || self.?dataFrom.orValue([]).size() > 0",message="spec.data or spec.dataFrom must list at least one Key Vault object to sync",reason=FieldValueRequired
+// +kubebuilder:validation:XValidation:rule="self.?target.?type.orValue('Opaque') != 'kubernetes.io/tls' || (has(self.data) && self.data.exists(i, i.remote.?type.orValue('secret') == 'certificate' && i.remote.?format.orValue('TLS') == 'TLS')) || ['tls.crt', 'tls.key'].all(k, (has(self.data) && self.data.exists(i, i.?key.orValue('') == k)) || (has(self.target.template) && has(self.target.template.data) && k in self.target.template.data))",message="spec.target.type kubernetes.io/tls needs a certificate item in TLS format in spec.data, or spec.data or spec.target.template.data keys producing both tls.crt and tls.key",fieldPath=".target.type"
 type VaultSecretSpec struct {
 	// vault is the Key Vault to read from and how to authenticate to it.
 	// Exactly one of vault and connectionRef must be set.
@@ -130,6 +130,8 @@ type VaultSecretSpec struct {
 	// when the VaultSecret changes or is annotated with vaultsync.io/force-sync.
 	// Defaults to 1h.
 	// +kubebuilder:default="1h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+)$')",message="spec.refreshInterval must be a duration such as 30m, 1h or 1h30m (units h, m, s), or 0"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^(0|([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+)$') || duration(self) == duration('0s') || duration(self) >= duration('1m')",message="spec.refreshInterval must be 0 (sync once, then only on change) or at least 1m"
 	// +optional
@@ -146,9 +148,9 @@ type VaultSecretSpec struct {
 	// and ca.crt. At most 256 items.
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=256
-	// +kubebuilder:validation:XValidation:rule="self.all(a, !has(a.key) || self.exists_one(b, has(b.key) && b.key == a.key))",message="spec.data: every key must be unique"
-	// +kubebuilder:validation:XValidation:rule="self.filter(i, has(i.remote.type) && i.remote.type == 'certificate' && (!has(i.remote.format) || i.remote.format == 'TLS')).size() <= 1",message="spec.data: at most one certificate item may use format TLS, because each writes tls.crt, tls.key and ca.crt"
-	// +kubebuilder:validation:XValidation:rule="!self.exists(i, has(i.remote.type) && i.remote.type == 'certificate' && (!has(i.remote.format) || i.remote.format == 'TLS')) || !self.exists(i, has(i.key) && i.key in ['tls.crt', 'tls.key', 'ca.crt'])",message="spec.data: keys tls.crt, tls.key and ca.crt are written by the certificate item in TLS format and cannot be used by another item"
+	// +kubebuilder:validation:XValidation:rule="[self.map(i, i.?key)].all(keys, keys.all(k, !k.hasValue() || keys.exists_one(x, x == k)))",message="spec.data: every key must be unique"
+	// +kubebuilder:validation:XValidation:rule="self.filter(i, i.remote.?type.orValue('secret') == 'certificate' && i.remote.?format.orValue('TLS') == 'TLS').size() <= 1",message="spec.data: at most one certificate item may use format TLS, because each writes tls.crt, tls.key and ca.crt"
+	// +kubebuilder:validation:XValidation:rule="!self.exists(i, i.?key.orValue('') in ['tls.crt', 'tls.key', 'ca.crt']) || !self.exists(i, i.remote.?type.orValue('secret') == 'certificate' && i.remote.?format.orValue('TLS') == 'TLS')",message="spec.data: keys tls.crt, tls.key and ca.crt are written by the certificate item in TLS format and cannot be used by another item"
 	// +optional
 	Data []DataItem `json:"data,omitempty"`
 
@@ -227,9 +229,6 @@ const (
 )
 
 // VaultRef points at a Key Vault and says how to authenticate to it.
-// +kubebuilder:validation:XValidation:rule="!has(self.auth.managedIdentity)",message="spec.vault.auth.managedIdentity is only allowed in a ClusterVaultConnection: a managed identity belongs to the node or the operator, not to a namespace",fieldPath=".auth.managedIdentity",reason=FieldValueForbidden
-// +kubebuilder:validation:XValidation:rule="!has(self.auth.operatorIdentity)",message="spec.vault.auth.operatorIdentity is only allowed in a ClusterVaultConnection: it is the operator's own identity, not a namespace's",fieldPath=".auth.operatorIdentity",reason=FieldValueForbidden
-// +kubebuilder:validation:XValidation:rule="!has(self.auth.workloadIdentity) || !has(self.auth.workloadIdentity.serviceAccountNamespace)",message="spec.vault.auth.workloadIdentity.serviceAccountNamespace is not allowed: a VaultSecret can only use ServiceAccounts of its own namespace",fieldPath=".auth.workloadIdentity.serviceAccountNamespace",reason=FieldValueForbidden
 // +kubebuilder:validation:XValidation:rule="!has(self.cloud) || self.cloud != 'Custom' || has(self.customCloud)",message="spec.vault.customCloud is required when cloud is Custom",fieldPath=".customCloud",reason=FieldValueRequired
 // +kubebuilder:validation:XValidation:rule="!has(self.customCloud) || (has(self.cloud) && self.cloud == 'Custom')",message="spec.vault.customCloud is only allowed when cloud is Custom",fieldPath=".customCloud",reason=FieldValueForbidden
 type VaultRef struct {
@@ -243,6 +242,9 @@ type VaultRef struct {
 	// auth is how the operator authenticates to Key Vault. Exactly one method must be set;
 	// managedIdentity and operatorIdentity are only available through a ClusterVaultConnection.
 	// +required
+	// +kubebuilder:validation:XValidation:rule="!has(self.managedIdentity)",message="spec.vault.auth.managedIdentity is only allowed in a ClusterVaultConnection: a managed identity belongs to the node or the operator, not to a namespace",fieldPath=".managedIdentity",reason=FieldValueForbidden
+	// +kubebuilder:validation:XValidation:rule="!has(self.operatorIdentity)",message="spec.vault.auth.operatorIdentity is only allowed in a ClusterVaultConnection: it is the operator's own identity, not a namespace's",fieldPath=".operatorIdentity",reason=FieldValueForbidden
+	// +kubebuilder:validation:XValidation:rule="!self.?workloadIdentity.?serviceAccountNamespace.hasValue()",message="spec.vault.auth.workloadIdentity.serviceAccountNamespace is not allowed: a VaultSecret can only use ServiceAccounts of its own namespace",fieldPath=".workloadIdentity.serviceAccountNamespace",reason=FieldValueForbidden
 	Auth VaultAuth `json:"auth"`
 
 	// cloud is the Azure cloud of the vault: AzurePublic, AzureChina, AzureUSGovernment or
@@ -257,7 +259,7 @@ type VaultRef struct {
 }
 
 // SecretTarget describes the Secret that is written.
-// +kubebuilder:validation:XValidation:rule="!has(self.creationPolicy) || self.creationPolicy != 'Merge' || !has(self.type) || self.type == 'Opaque'",message="spec.target.type must be Opaque (the default) when creationPolicy is Merge: a merged Secret keeps the type it already has",fieldPath=".type"
+// +kubebuilder:validation:XValidation:rule="self.?creationPolicy.orValue('Owner') != 'Merge' || self.?type.orValue('Opaque') == 'Opaque'",message="spec.target.type must be Opaque (the default) when creationPolicy is Merge: a merged Secret keeps the type it already has",fieldPath=".type"
 type SecretTarget struct {
 	// name is the name of the Secret, in the namespace of this VaultSecret. Defaults to the
 	// name of the VaultSecret.
@@ -324,8 +326,8 @@ type SecretTemplate struct {
 }
 
 // DataItem writes one Key Vault object into the Secret.
-// +kubebuilder:validation:XValidation:rule="(has(self.remote.type) && self.remote.type == 'certificate' && (!has(self.remote.format) || self.remote.format == 'TLS')) || (has(self.key) && self.key.size() > 0)",message="key is required: the Secret key to write (only a certificate with format TLS goes without a key)",fieldPath=".key",reason=FieldValueRequired
-// +kubebuilder:validation:XValidation:rule="!(has(self.remote.type) && self.remote.type == 'certificate' && (!has(self.remote.format) || self.remote.format == 'TLS')) || !has(self.key) || self.key.size() == 0",message="key must be empty for a certificate with format TLS: it writes tls.crt, tls.key and ca.crt",fieldPath=".key",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="self.?key.orValue('') != '' || (self.remote.?type.orValue('secret') == 'certificate' && self.remote.?format.orValue('TLS') == 'TLS')",message="key is required: the Secret key to write (only a certificate with format TLS goes without a key)",fieldPath=".key",reason=FieldValueRequired
+// +kubebuilder:validation:XValidation:rule="self.remote.?type.orValue('secret') != 'certificate' || self.remote.?format.orValue('TLS') != 'TLS' || self.?key.orValue('') == ''",message="key must be empty for a certificate with format TLS: it writes tls.crt, tls.key and ca.crt",fieldPath=".key",reason=FieldValueForbidden
 type DataItem struct {
 	// key is the Secret key to write the value under: letters, digits, '-', '_' and '.'.
 	// Required, except for a certificate with format TLS (the default format for
@@ -341,11 +343,10 @@ type DataItem struct {
 }
 
 // RemoteRef names a Key Vault object and says how to turn it into Secret data.
-// +kubebuilder:validation:XValidation:rule="!has(self.property) || !has(self.type) || self.type == 'secret'",message="property is only allowed when type is secret",fieldPath=".property",reason=FieldValueForbidden
-// +kubebuilder:validation:XValidation:rule="!has(self.decode) || self.decode == 'None' || !has(self.type) || self.type == 'secret'",message="decode Base64 is only allowed when type is secret",fieldPath=".decode",reason=FieldValueForbidden
-// +kubebuilder:validation:XValidation:rule="!has(self.format) || (has(self.type) && self.type != 'secret')",message="format is only allowed when type is certificate or key",fieldPath=".format",reason=FieldValueForbidden
-// +kubebuilder:validation:XValidation:rule="!has(self.format) || !has(self.type) || self.type != 'certificate' || self.format in ['TLS', 'PEM', 'PFX', 'CertOnly']",message="format of a certificate must be TLS, PEM, PFX or CertOnly",fieldPath=".format"
-// +kubebuilder:validation:XValidation:rule="!has(self.format) || !has(self.type) || self.type != 'key' || self.format in ['PEM', 'JWK']",message="format of a key must be PEM or JWK",fieldPath=".format"
+// +kubebuilder:validation:XValidation:rule="!has(self.property) || self.?type.orValue('secret') == 'secret'",message="property is only allowed when type is secret",fieldPath=".property",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="self.?decode.orValue('None') == 'None' || self.?type.orValue('secret') == 'secret'",message="decode Base64 is only allowed when type is secret",fieldPath=".decode",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="!has(self.format) || self.?type.orValue('secret') != 'secret'",message="format is only allowed when type is certificate or key",fieldPath=".format",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="!has(self.format) || (self.?type.orValue('') == 'certificate' ? self.format in ['TLS', 'PEM', 'PFX', 'CertOnly'] : self.?type.orValue('') != 'key' || self.format in ['PEM', 'JWK'])",messageExpression="self.?type.orValue('') == 'certificate' ? 'format of a certificate must be TLS, PEM, PFX or CertOnly' : 'format of a key must be PEM or JWK'",message="format of a certificate must be TLS, PEM, PFX or CertOnly; format of a key must be PEM or JWK",fieldPath=".format"
 type RemoteRef struct {
 	// name is the name of the object in Key Vault: 1 to 127 letters, digits and '-'.
 	// +required
@@ -389,7 +390,7 @@ type RemoteRef struct {
 }
 
 // DataFromSource expands Key Vault secrets into many keys. Exactly one of remote and find must be set.
-// +kubebuilder:validation:XValidation:rule="[has(self.remote), has(self.find)].filter(x, x).size() == 1",message="spec.dataFrom items must set exactly one of remote or find"
+// +kubebuilder:validation:XValidation:rule="has(self.remote) != has(self.find)",message="spec.dataFrom items must set exactly one of remote or find"
 type DataFromSource struct {
 	// remote reads one secret holding a JSON object; each top-level field becomes a key.
 	// +optional

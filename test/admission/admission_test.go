@@ -259,6 +259,21 @@ data:
 - {key: user, remote: {name: b}}
 - {key: password, remote: {name: c}}`,
 			want: []fieldError{{"spec.data", "every key must be unique"}}},
+		{name: "duplicate keys next to a TLS certificate item", spec: `
+data:
+- remote: {name: c1, type: certificate}
+- {key: password, remote: {name: a}}
+- {key: password, remote: {name: b}}`,
+			want: []fieldError{{"spec.data", "every key must be unique"}}},
+		{name: "two TLS certificate items and a key they write", spec: `
+data:
+- remote: {name: c1, type: certificate}
+- remote: {name: c2, type: certificate}
+- {key: tls.key, remote: {name: k}}`,
+			want: []fieldError{
+				{"spec.data", "at most one certificate item may use format TLS"},
+				{"spec.data", "keys tls.crt, tls.key and ca.crt are written by the certificate item"},
+			}},
 		{name: "two TLS certificate items", spec: `
 data:
 - remote: {name: c1, type: certificate}

@@ -7,6 +7,7 @@
 //	go run ./test/bench -large 10000      # also 10,000 VaultSecrets (minutes)
 //	go run ./test/bench -sweep 8:50:100,16:200:400,32:500:1000   # workers:qps:burst
 //	go run ./test/bench -cpuprofile cpu.pprof -memprofile heap.pprof -apiserver-profile api   # where the time goes
+//	go run ./test/bench -admission -rounds 3   # only the apiserver's admission: dry-run VaultSecret vs Secret creates
 package main
 
 import (
@@ -42,6 +43,10 @@ type config struct {
 	out       string
 	verbose   bool
 	prof      *profiler
+
+	admission        bool
+	admissionWorkers int
+	rounds           int
 }
 
 func main() {
@@ -61,6 +66,9 @@ func main() {
 	flag.StringVar(&c.sweep, "sweep", "", "only measure convergence for each workers:qps:burst in this comma-separated list")
 	flag.StringVar(&c.out, "out", "", "also write the Markdown table to this file")
 	flag.BoolVar(&c.verbose, "v", false, "log the managers and the control plane to stderr")
+	flag.BoolVar(&c.admission, "admission", false, "only measure admission: -n server-side dry-run creates of a VaultSecret (3 items) and of a Secret, and their ratio")
+	flag.IntVar(&c.admissionWorkers, "admission-concurrency", 10, "goroutines sending the dry-run creates of -admission")
+	flag.IntVar(&c.rounds, "rounds", 1, "with -admission: measure Secrets then VaultSecrets this many times in the same run")
 	c.prof = &profiler{}
 	flag.StringVar(&c.prof.cpuFile, "cpuprofile", "", "write a CPU profile of the main convergence to this file (manager goroutines labelled component=manager)")
 	flag.StringVar(&c.prof.memFile, "memprofile", "", "write a heap profile to this file once the main convergence is Ready")
@@ -104,12 +112,19 @@ func run(c config, args string) error {
 	defer track.Stop()
 	b := &bench{c: c, env: env, t: t, track: track, log: logw}
 
-	if c.sweep != "" {
+	switch {
+	case c.admission:
+		if err := b.admission(ctx); err != nil {
+			return err
+		}
+	case c.sweep != "":
 		if err := b.sweep(ctx); err != nil {
 			return err
 		}
-	} else if err := b.all(ctx); err != nil {
-		return err
+	default:
+		if err := b.all(ctx); err != nil {
+			return err
+		}
 	}
 	command := "go run ./test/bench"
 	if args != "" {

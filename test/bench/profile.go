@@ -31,6 +31,8 @@ import (
 type profiler struct {
 	cpuFile, memFile, apiPrefix string
 	cfg                         *rest.Config
+	// phase names what was profiled in the table (default: the main convergence).
+	phase string
 
 	cpu     *os.File
 	stop    chan struct{}
@@ -124,7 +126,11 @@ func (p *profiler) finish(t *table) error {
 	}
 	fmt.Fprintf(os.Stderr, "bench: kube-apiserver CPU profiles in %s-cpu-{1..%d}.pprof, metric growth in %s-metrics.txt\n",
 		p.apiPrefix, p.windows, p.apiPrefix)
-	s.rows(t)
+	phase := p.phase
+	if phase == "" {
+		phase = "convergence"
+	}
+	s.rows(t, phase)
 	return nil
 }
 
@@ -266,7 +272,7 @@ func (s apiSummary) text() string {
 }
 
 // rows adds the largest entries to the table.
-func (s apiSummary) rows(t *table) {
+func (s apiSummary) rows(t *table, phase string) {
 	top := func(stats []stat, n int) string {
 		var parts []string
 		for i, st := range stats {
@@ -284,7 +290,7 @@ func (s apiSummary) rows(t *table) {
 	for _, st := range s.requests {
 		total += st.seconds
 	}
-	t.info("apiserver request time during convergence (by verb and resource)", fmt.Sprintf("%.1f s in all", total), top(s.requests, 5))
-	t.info("apiserver admission time during convergence", top(s.admission, 3), "controllers: "+top(s.plugins, 3))
-	t.info("CRD validation rules (CEL) during convergence", top(s.cel, 2), "compilation happens when a CRD is installed or changes; evaluation on every write")
+	t.info("apiserver request time during "+phase+" (by verb and resource)", fmt.Sprintf("%.1f s in all", total), top(s.requests, 5))
+	t.info("apiserver admission time during "+phase, top(s.admission, 3), "controllers: "+top(s.plugins, 3))
+	t.info("CRD validation rules (CEL) during "+phase, top(s.cel, 2), "compilation happens when a CRD is installed or changes; evaluation on every write")
 }
