@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
@@ -198,4 +199,19 @@ func selfSignedRSA(cn string) (*rsa.PrivateKey, *x509.Certificate, []byte) {
 	cert, err := x509.ParseCertificate(der)
 	Expect(err).NotTo(HaveOccurred())
 	return key, cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// updateLatest reads obj afresh, applies change and writes it, again from a
+// fresh read when the write conflicts. The controllers write the status of
+// the objects the specs edit, so an update from an earlier read can lose the
+// race with a status write; a spec must not fail on that.
+func updateLatest[T client.Object](obj T, change func(T)) {
+	GinkgoHelper()
+	Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		change(obj)
+		return k8s.Update(ctx, obj)
+	})).To(Succeed())
 }

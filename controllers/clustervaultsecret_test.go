@@ -219,25 +219,21 @@ var _ = Describe("ClusterVaultSecret", func() {
 		Eventually(readyReason("api"), timeout, 100*time.Millisecond).Should(Equal("True/Provisioned"))
 
 		By("a template change reaches every copy")
-		cvs := getCVS("api")
-		cvs.Spec.Template.Spec.Data[0].Remote.Name = "api-key-2"
-		cvs.Spec.Template.Metadata.Labels["tier"] = "gold"
-		Expect(k8s.Update(ctx, cvs)).To(Succeed())
+		updateLatest(getCVS("api"), func(cvs *v1alpha1.ClusterVaultSecret) {
+			cvs.Spec.Template.Spec.Data[0].Remote.Name = "api-key-2"
+			cvs.Spec.Template.Metadata.Labels["tier"] = "gold"
+		})
 		for _, ns := range []string{a, b} {
 			Eventually(secretValue(ns, "api", "value"), timeout, 100*time.Millisecond).Should(Equal("update-api-key-2-value"))
 			Expect(getVS(ns, "api").Labels).To(HaveKeyWithValue("tier", "gold"))
 		}
 
 		By("a copy edited in place is put back")
-		vs := getVS(a, "api")
-		vs.Spec.Data[0].Remote.Name = "api-key"
-		Expect(k8s.Update(ctx, vs)).To(Succeed())
+		updateLatest(getVS(a, "api"), func(vs *v1alpha1.VaultSecret) { vs.Spec.Data[0].Remote.Name = "api-key" })
 		Eventually(func() string { return getVS(a, "api").Spec.Data[0].Remote.Name }, timeout, 100*time.Millisecond).Should(Equal("api-key-2"))
 
 		By("a new vaultSecretName replaces the copies")
-		cvs = getCVS("api")
-		cvs.Spec.VaultSecretName = "api-renamed"
-		Expect(k8s.Update(ctx, cvs)).To(Succeed())
+		updateLatest(getCVS("api"), func(cvs *v1alpha1.ClusterVaultSecret) { cvs.Spec.VaultSecretName = "api-renamed" })
 		for _, ns := range []string{a, b} {
 			copyReady(ns, "api-renamed")
 			Eventually(vsGone(ns, "api"), timeout, 100*time.Millisecond).Should(BeTrue(), ns)

@@ -382,9 +382,7 @@ var _ = Describe("VaultSecret", func() {
 		})
 		expectReady(ns, "merge")
 		Expect(getSecret(ns, "app-env").Data).To(Equal(map[string][]byte{"theirs": []byte("keep"), "a": []byte("A"), "b": []byte("B")}))
-		vs := getVS(ns, "merge")
-		vs.Spec.Data = vs.Spec.Data[:1]
-		Expect(k8s.Update(ctx, vs)).To(Succeed())
+		updateLatest(getVS(ns, "merge"), func(vs *v1alpha1.VaultSecret) { vs.Spec.Data = vs.Spec.Data[:1] })
 		Eventually(func() map[string][]byte { return getSecret(ns, "app-env").Data }, timeout).Should(
 			Equal(map[string][]byte{"theirs": []byte("keep"), "a": []byte("A")}))
 	})
