@@ -196,7 +196,7 @@ func newCertificatesClient(cred azcore.TokenCredential, co azcore.ClientOptions,
 	bearer := runtime.NewBearerTokenPolicy(cred, nil, &policy.BearerTokenOptions{
 		AuthorizationHandler: policy.AuthorizationHandler{OnRequest: a.onRequest, OnChallenge: a.onChallenge},
 	})
-	return azcore.NewClient("vaultsync.keyvault.certificates", "v1", runtime.PipelineOptions{PerRetry: []policy.Policy{bearer}}, &co)
+	return azcore.NewClient("vaultsync.keyvault.certificates", "v1.0.0", runtime.PipelineOptions{PerRetry: []policy.Policy{bearer}}, &co)
 }
 
 // challengeAuthorizer implements Key Vault's challenge authentication: the first request goes
