@@ -184,7 +184,9 @@ func (r *VaultPushSecretReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 }
 
 // pushedKey identifies an object of status.objects; Key Vault names are case-insensitive.
-func pushedKey(t v1alpha1.PushObjectType, name string) string { return string(t) + "/" + strings.ToLower(name) }
+func pushedKey(t v1alpha1.PushObjectType, name string) string {
+	return string(t) + "/" + strings.ToLower(name)
+}
 
 // pushOne brings one object in line: it is written when absent, or when it is this
 // VaultPushSecret's and holds other data; an object of someone else is never written.

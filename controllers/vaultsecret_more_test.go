@@ -70,6 +70,13 @@ func checkNoLeaks() {
 		Expect(err).NotTo(HaveOccurred())
 		where = append(where, string(b))
 	}
+	var pushes v1alpha1.VaultPushSecretList
+	Expect(k8s.List(ctx, &pushes)).To(Succeed())
+	for _, ps := range pushes.Items {
+		b, err := json.Marshal(ps.Status)
+		Expect(err).NotTo(HaveOccurred())
+		where = append(where, string(b))
+	}
 	Expect(logs.String()).To(ContainSubstring("syncing"), "the log capture works")
 
 	valuesMu.Lock()

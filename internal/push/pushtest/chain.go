@@ -40,7 +40,9 @@ func NewTLS(cn string) *TLS {
 	if err != nil {
 		panic(err)
 	}
-	enc := func(c *x509.Certificate) []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}) }
+	enc := func(c *x509.Certificate) []byte {
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
 	return &TLS{
 		Key:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
 		Crt:  append(enc(leaf), enc(inter)...),
