@@ -4,6 +4,8 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"os/exec"
+	"path/filepath"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 	"github.com/vaultsync/vaultsync/internal/push/pushtest"
+	"github.com/vaultsync/vaultsync/test/controlplane"
 	"github.com/vaultsync/vaultsync/test/emulator"
 )
 
@@ -369,6 +372,14 @@ var _ = Describe("VaultPushSecret", func() {
 
 	It("refuses bad specs at admission", func() {
 		base := func() v1alpha1.VaultPushSecretSpec { return pushSpec("src", pushItem("v", "ok-name")) }
+		// The base is valid, as are the samples: each refusal below is for the change it makes.
+		Expect(k8s.Create(ctx, &v1alpha1.VaultPushSecret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "good"}, Spec: base()},
+			client.DryRunAll)).To(Succeed())
+		root, err := controlplane.RepoRoot()
+		Expect(err).NotTo(HaveOccurred())
+		out, err := exec.CommandContext(ctx, cp.Kubectl(), "--kubeconfig", cp.Kubeconfig, "apply", "--dry-run=server", "-n", ns,
+			"-f", filepath.Join(root, "config", "samples", "push")).CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), string(out))
 		for what, mutate := range map[string]func(*v1alpha1.VaultPushSecretSpec){
 			"neither data nor dataFrom": func(s *v1alpha1.VaultPushSecretSpec) { s.Data = nil },
 			"bad remote name":           func(s *v1alpha1.VaultPushSecretSpec) { s.Data[0].Remote.Name = "not_valid!" },

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"strings"
 	"testing"
 
@@ -89,8 +90,7 @@ func TestWritesThroughEmulator(t *testing.T) {
 	// The name of a soft-deleted secret cannot be reused.
 	_, err = c.SetSecret(ctx, "pushed", "pushed-value-2", "", tags)
 	var kv *keyvault.Error
-	g.Expect(err).To(BeAssignableToTypeOf(kv))
-	kv = err.(*keyvault.Error)
+	g.Expect(errors.As(err, &kv)).To(BeTrue(), "%v", err)
 	g.Expect(kv.Status).To(Equal(409))
 	g.Expect(kv.InnerCode).To(Equal("ObjectIsDeletedButRecoverable"))
 }
