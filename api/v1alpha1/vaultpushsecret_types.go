@@ -107,7 +107,7 @@ type VaultPushSecretSpec struct {
 	// +optional
 	ConnectionRef *ConnectionRef `json:"connectionRef,omitempty"`
 
-	// data lists keys of the Secret and the Key Vault object each is written to. At most 64.
+	// data lists keys of the Secret and the Key Vault object each is written to.
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:XValidation:rule="self.all(a, self.exists_one(b, b.remote.name.lowerAscii() == a.remote.name.lowerAscii()))",message="spec.data: every remote.name must be unique (Key Vault names are case-insensitive)"
@@ -188,7 +188,7 @@ type PushRemoteRef struct {
 	Type PushObjectType `json:"type,omitempty"`
 
 	// contentType is the secret's content type, a hint for its readers such as text/plain or
-	// application/json. At most 255 characters. Only for type secret.
+	// application/json. Only for type secret.
 	// +kubebuilder:validation:MaxLength=255
 	// +optional
 	ContentType string `json:"contentType,omitempty"`
