@@ -21,6 +21,7 @@ import (
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 	"github.com/vaultsync/vaultsync/internal/audit"
 	"github.com/vaultsync/vaultsync/internal/keyvault"
+	"github.com/vaultsync/vaultsync/internal/metrics"
 	"github.com/vaultsync/vaultsync/internal/push"
 )
 
@@ -84,6 +85,8 @@ type VaultPushSecretReconciler struct {
 	HashKey []byte
 	// ClusterID is the first part of the vaultsync-owner tag.
 	ClusterID string
+	// Metrics counts pushes (nil: none).
+	Metrics *metrics.Metrics
 	// CleanupTimeout bounds how long deletionPolicy Delete keeps retrying a transient failure
 	// before it lets the VaultPushSecret go (default 10 minutes).
 	CleanupTimeout time.Duration
@@ -176,6 +179,11 @@ func (r *VaultPushSecretReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	case !wasReady:
 		r.event(ps, corev1.EventTypeNormal, ReasonPushed, "Push", msg)
 	}
+	result := metrics.PushUnchanged
+	if written > 0 {
+		result = metrics.PushWritten
+	}
+	r.Metrics.ObservePush(result, ReasonPushed, written)
 	var res ctrl.Result
 	if d := ps.RefreshIntervalOrDefault(); d > 0 {
 		res.RequeueAfter = jitter(d)
@@ -284,6 +292,7 @@ func (r *VaultPushSecretReconciler) fail(ctx context.Context, ps *v1alpha1.Vault
 		r.event(ps, corev1.EventTypeWarning, ReasonPushFailed, "Push", message)
 	}
 	logf.FromContext(ctx).Info("push failed", "reason", reason, "retry", retry)
+	r.Metrics.ObservePush(metrics.PushFailure, reason, 0)
 	switch retry {
 	case retryBackoff:
 		return ctrl.Result{}, errSyncFailed{reason: reason}

@@ -28,6 +28,7 @@ import (
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 	"github.com/vaultsync/vaultsync/internal/audit"
 	"github.com/vaultsync/vaultsync/internal/keyvault"
+	"github.com/vaultsync/vaultsync/internal/metrics"
 )
 
 // Field indexes of VaultPushSecrets.
@@ -86,7 +87,7 @@ func setupVaultPushSecrets(ctx context.Context, mgr ctrl.Manager, c *Connector, 
 	}
 	r := &VaultPushSecretReconciler{
 		Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Vaults: c,
-		Recorder: mgr.GetEventRecorder("vaultsync"), HashKey: o.HashKey, ClusterID: clusterID,
+		Recorder: mgr.GetEventRecorder("vaultsync"), HashKey: o.HashKey, ClusterID: clusterID, Metrics: metrics.Shared(),
 	}
 	cl := mgr.GetClient()
 	bld := ctrl.NewControllerManagedBy(mgr).
