@@ -245,8 +245,9 @@ func remoteInfo(ctx context.Context, vault PushVault, t v1alpha1.PushObjectType,
 
 // checkOwner refuses to write over an object that is not this VaultPushSecret's. An object
 // carries its owner in the vaultsync-owner tag of its latest version; a version without the tag
-// written over an object this VaultPushSecret had pushed (status.objects records it) is drift,
-// restored like any change made by someone else.
+// written over an object this VaultPushSecret had written (status.objects records when) is
+// drift, restored like any change made by someone else. An object IfNotExists merely found was
+// never written by it, and stays someone else's.
 func checkOwner(host string, obj push.Object, info *keyvault.ObjectInfo, owner string, prev v1alpha1.PushedObject) error {
 	kind := "secret"
 	if obj.Type == v1alpha1.PushTypeCertificate {
@@ -264,8 +265,8 @@ func checkOwner(host string, obj push.Object, info *keyvault.ObjectInfo, owner s
 		return &conflictError{fmt.Sprintf("Key Vault %s %q on %s is owned by %s=%s, not by this VaultPushSecret (%s): "+
 			"choose another remote.name, or have the owner release it by setting the tag to %s", kind, obj.Name, host,
 			v1alpha1.TagOwner, got, owner, owner)}
-	case prev.Version != "":
-		return nil // ours before; someone wrote a version without tags
+	case prev.LastWriteTime != nil:
+		return nil // written by this VaultPushSecret before; someone wrote a version without tags
 	}
 	return &conflictError{fmt.Sprintf("Key Vault %s %q on %s exists and was not written by this VaultPushSecret; it is left alone: "+
 		"to hand it over, add the tag %s=%s to its latest version (az keyvault %s set-attributes --tags), or choose another remote.name",
@@ -322,6 +323,10 @@ func classifyPush(err error) (reason, message string, retry retryMode) {
 	if errors.As(err, &kv) && kv.Status == 409 && kv.InnerCode == "ObjectIsDeletedButRecoverable" {
 		return ReasonRemoteDeleted, fmt.Sprintf("%v; the object is soft-deleted in the vault and its name cannot be reused until "+
 			"someone recovers it (az keyvault %s recover; it must then carry this VaultPushSecret's owner tag) or purges it", err, kv.Type), retryAfterInterval
+	}
+	if errors.As(err, &kv) && kv.Status == 409 {
+		return ReasonRemoteConflict, fmt.Sprintf("%v; another object of that name is in the way (for a certificate: a secret or key "+
+			"of the same name that no certificate manages): choose another remote.name, or remove that object", err), retryAfterInterval
 	}
 	return classify(err)
 }

@@ -247,6 +247,16 @@ var _ = Describe("VaultPushSecret", func() {
 		Eventually(func() int { return getRequests(fresh) }, timeout, 50*time.Millisecond).Should(BeNumerically(">", before))
 		Consistently(latestValue(fresh), 2*time.Second, 200*time.Millisecond).Should(Equal("if-not-exists-1"))
 		Expect(versionCount(emulator.KindSecrets, fresh)()).To(Equal(1))
+
+		// Found is not owned: switched to Replace, the object it only found is someone else's.
+		ps := getPush(ns, "once")
+		patch := client.MergeFrom(ps.DeepCopy())
+		ps.Spec.UpdatePolicy = v1alpha1.UpdateReplace
+		Expect(k8s.Patch(ctx, ps, patch)).To(Succeed())
+		c := expectPushNotReady(ns, "once", "RemoteConflict")
+		Expect(c.Message).To(ContainSubstring(existing))
+		Expect(latestValue(fresh)()).To(Equal("if-not-exists-changed"), "its own object is updated")
+		Expect(latestValue(existing)()).To(Equal("already-there-value"))
 	})
 
 	It("with deletionPolicy Delete soft-deletes its objects, and with Retain keeps them", func() {
