@@ -82,6 +82,7 @@ func TestCertificatePEMRefusals(t *testing.T) {
 		"intermediate first":  {map[string][]byte{"tls.key": chain.Key, "tls.crt": append(pemOf(chain.Intermediate), pemOf(chain.Leaf)...)}, push.ErrCertificateUnusable},
 		"garbage tls.crt":     {map[string][]byte{"tls.key": chain.Key, "tls.crt": []byte("not pem")}, push.ErrCertificateUnusable},
 		"key in tls.crt":      {map[string][]byte{"tls.key": chain.Key, "tls.crt": append(append([]byte{}, chain.Key...), chain.Crt...)}, push.ErrCertificateUnusable},
+		"corrupt key":         {map[string][]byte{"tls.key": []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), "tls.crt": chain.Crt}, push.ErrCertificateUnusable},
 		"garbage ca.crt":      {map[string][]byte{"tls.key": chain.Key, "tls.crt": chain.Crt, "ca.crt": []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")}, push.ErrCertificateUnusable},
 	} {
 		t.Run(name, func(t *testing.T) {
