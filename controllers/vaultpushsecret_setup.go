@@ -27,6 +27,7 @@ import (
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 	"github.com/vaultsync/vaultsync/internal/audit"
+	"github.com/vaultsync/vaultsync/internal/credentials"
 	"github.com/vaultsync/vaultsync/internal/keyvault"
 	"github.com/vaultsync/vaultsync/internal/metrics"
 )
@@ -164,7 +165,7 @@ func (r *VaultPushSecretReconciler) cleanup(ctx context.Context, ps *v1alpha1.Va
 			if timeout <= 0 {
 				timeout = 10 * time.Minute
 			}
-			if keyvault.Retryable(err) && r.now().Sub(ps.DeletionTimestamp.Time) < timeout {
+			if cleanupRetryable(err) && r.now().Sub(ps.DeletionTimestamp.Time) < timeout {
 				log.Info("deleting Key Vault objects failed; retrying", "reason", keyvault.Reason(err))
 				return ctrl.Result{}, errSyncFailed{reason: "cleanup"}
 			}
@@ -180,6 +181,21 @@ func (r *VaultPushSecretReconciler) cleanup(ctx context.Context, ps *v1alpha1.Va
 		return ctrl.Result{}, fmt.Errorf("removing finalizer: %w", err)
 	}
 	return ctrl.Result{}, nil
+}
+
+// cleanupRetryable reports whether a failed cleanup may succeed if tried again: a Key Vault or
+// token service failure that passes (throttling, an outage, a timeout), or an API server error.
+// A refused connection, a missing ServiceAccount or credential Secret (often already deleted with
+// the namespace) and a denied deletion do not pass by waiting.
+func cleanupRetryable(err error) bool {
+	if _, _, ok := refusal(err); ok {
+		return false
+	}
+	var kv *keyvault.Error
+	if errors.As(err, &kv) {
+		return keyvault.Retryable(err)
+	}
+	return credentials.Reason(err) == "" && !errors.Is(err, errInvalidSpec)
 }
 
 // deleteRemote deletes the objects of status.objects that are still this VaultPushSecret's.

@@ -284,6 +284,28 @@ var _ = Describe("VaultPushSecret", func() {
 		Consistently(latestValue(kept), time.Second, 200*time.Millisecond).Should(Equal("deletion-policy-1"))
 	})
 
+	It("never holds a deletion the vault refuses: the objects stay, with a Warning", func() {
+		remote := ns + "-orphaned"
+		id := "pusher-" + ns
+		officer := emulator.RoleAssignment{Principal: id, Role: "Key Vault Secrets Officer"}
+		createServiceAccount(ns, "pusher", addIdentity(emulator.Identity{Name: id}))
+		federate(id, ns, "pusher")
+		Expect(emu.AddRoleAssignment(pushVault, officer)).To(Succeed())
+		createSourceSecret(ns, "src", corev1.SecretTypeOpaque, map[string][]byte{"v": []byte("orphaned-value-1")})
+		spec := pushSpec("src", pushItem("v", remote))
+		spec.Vault.Auth.WorkloadIdentity.ServiceAccountName = "pusher"
+		spec.DeletionPolicy = v1alpha1.DeletionDelete
+		createPush(ns, "orphan", spec)
+		expectPushReady(ns, "orphan")
+		Expect(emu.RemoveRoleAssignment(pushVault, officer)).To(Succeed())
+		Expect(k8s.Delete(ctx, &v1alpha1.VaultPushSecret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "orphan"}})).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "orphan"}, &v1alpha1.VaultPushSecret{}))
+		}, 10*time.Second, 100*time.Millisecond).Should(BeTrue(), "the finalizer goes at once, not after the transient-failure timeout")
+		Eventually(func() []string { return pushEventReasons(ns, "orphan") }, timeout, 100*time.Millisecond).Should(ContainElement("CleanupSkipped"))
+		Expect(latestValue(remote)()).To(Equal("orphaned-value-1"), "left in the vault")
+	})
+
 	It("imports a TLS Secret as a certificate with its chain in order, ca.crt appended", func() {
 		remote := ns + "-tls"
 		chain := pushtest.NewTLS(ns + ".example.test")
