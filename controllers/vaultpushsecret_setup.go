@@ -82,7 +82,12 @@ func setupVaultPushSecrets(ctx context.Context, mgr ctrl.Manager, c *Connector, 
 		if ref == nil {
 			return nil
 		}
-		return []string{string(ref.KindOrDefault()) + "/" + ref.Name}
+		kind := string(ref.KindOrDefault())
+		out := []string{kind + "/" + ref.Name}
+		if ref.KindOrDefault() == v1alpha1.KindClusterVaultConnection {
+			out = append(out, kind) // for the Namespace watch below
+		}
+		return out
 	}); err != nil {
 		return err
 	}
@@ -102,10 +107,23 @@ func setupVaultPushSecrets(ctx context.Context, mgr ctrl.Manager, c *Connector, 
 			return pushSecretsByIndex(ctx, cl, "", indexPushConnectionRef, string(v1alpha1.KindClusterVaultConnection)+"/"+obj.GetName())
 		}), builder.WithPredicates(predicate.GenerationChangedPredicate{}))
 	}
+	if c.ClusterConnections && c.NamespaceSelectors {
+		// A relabelled namespace may now be allowed (or refused) by a ClusterVaultConnection.
+		bld = bld.Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+			return pushSecretsByIndex(ctx, cl, obj.GetName(), indexPushConnectionRef, string(v1alpha1.KindClusterVaultConnection))
+		}), builder.WithPredicates(labelsChanged()))
+	}
 	if secretMeta != nil {
 		bld = bld.WatchesRawSource(source.Kind(secretMeta, newSecretMetadata(),
 			handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
-				return pushSecretsByIndex(ctx, cl, s.Namespace, indexPushSecrets, s.Name)
+				// The Secret pushed, a credential Secret of an inline vault, or one of a
+				// VaultConnection of the namespace.
+				reqs := pushSecretsByIndex(ctx, cl, s.Namespace, indexPushSecrets, s.Name)
+				for _, vc := range connectionsUsingSecret(ctx, cl, s) {
+					reqs = append(reqs, pushSecretsByIndex(ctx, cl, vc.Namespace, indexPushConnectionRef,
+						string(v1alpha1.KindVaultConnection)+"/"+vc.Name)...)
+				}
+				return reqs
 			}),
 			predicate.TypedFuncs[*metav1.PartialObjectMetadata]{
 				UpdateFunc: func(e event.TypedUpdateEvent[*metav1.PartialObjectMetadata]) bool {

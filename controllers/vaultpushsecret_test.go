@@ -402,6 +402,32 @@ var _ = Describe("VaultPushSecret", func() {
 		}
 	})
 
+	It("pushes through a ClusterVaultConnection once a relabelled namespace is allowed", func() {
+		admin := newNamespace() // its ServiceAccount "app" is the connection's identity
+		remote := ns + "-via-cluster"
+		cvc := &v1alpha1.ClusterVaultConnection{ObjectMeta: metav1.ObjectMeta{Name: ns + "-by-label"}, Spec: v1alpha1.ClusterVaultConnectionSpec{
+			URL: emu.VaultURL(pushVault), Auth: v1alpha1.VaultAuth{WorkloadIdentity: &v1alpha1.WorkloadIdentityAuth{
+				ServiceAccountName: "app", ServiceAccountNamespace: admin}},
+			AllowedNamespaces: v1alpha1.AllowedNamespaces{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"push": ns}}},
+		}}
+		Expect(k8s.Create(ctx, cvc)).To(Succeed())
+		DeferCleanup(func() { _ = k8s.Delete(ctx, cvc) })
+		createSourceSecret(ns, "src", corev1.SecretTypeOpaque, map[string][]byte{"v": []byte("via-cluster-value-1")})
+		spec := pushSpec("src", pushItem("v", remote))
+		spec.Vault, spec.ConnectionRef = nil, &v1alpha1.ConnectionRef{Kind: v1alpha1.KindClusterVaultConnection, Name: cvc.Name}
+		createPush(ns, "via-cluster", spec)
+		expectPushNotReady(ns, "via-cluster", "NamespaceNotAllowed")
+		Expect(remoteVersions(emulator.KindSecrets, remote)).To(BeEmpty())
+
+		n := &corev1.Namespace{}
+		Expect(k8s.Get(ctx, client.ObjectKey{Name: ns}, n)).To(Succeed())
+		patch := client.MergeFrom(n.DeepCopy())
+		n.Labels["push"] = ns
+		Expect(k8s.Patch(ctx, n, patch)).To(Succeed())
+		expectPushReady(ns, "via-cluster")
+		Expect(latestValue(remote)()).To(Equal("via-cluster-value-1"))
+	})
+
 	It("refuses bad specs at admission", func() {
 		base := func() v1alpha1.VaultPushSecretSpec { return pushSpec("src", pushItem("v", "ok-name")) }
 		// The base is valid, as are the samples: each refusal below is for the change it makes.
