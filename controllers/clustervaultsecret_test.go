@@ -219,10 +219,13 @@ var _ = Describe("ClusterVaultSecret", func() {
 		Eventually(readyReason("api"), timeout, 100*time.Millisecond).Should(Equal("True/Provisioned"))
 
 		By("a template change reaches every copy")
+		// Merge patches, not updates: the controllers write status meanwhile, and an update
+		// with a stale resourceVersion would fail on that race, not on anything under test.
 		cvs := getCVS("api")
+		patch := client.MergeFrom(cvs.DeepCopy())
 		cvs.Spec.Template.Spec.Data[0].Remote.Name = "api-key-2"
 		cvs.Spec.Template.Metadata.Labels["tier"] = "gold"
-		Expect(k8s.Update(ctx, cvs)).To(Succeed())
+		Expect(k8s.Patch(ctx, cvs, patch)).To(Succeed())
 		for _, ns := range []string{a, b} {
 			Eventually(secretValue(ns, "api", "value"), timeout, 100*time.Millisecond).Should(Equal("update-api-key-2-value"))
 			Expect(getVS(ns, "api").Labels).To(HaveKeyWithValue("tier", "gold"))
@@ -230,14 +233,16 @@ var _ = Describe("ClusterVaultSecret", func() {
 
 		By("a copy edited in place is put back")
 		vs := getVS(a, "api")
+		vsPatch := client.MergeFrom(vs.DeepCopy())
 		vs.Spec.Data[0].Remote.Name = "api-key"
-		Expect(k8s.Update(ctx, vs)).To(Succeed())
+		Expect(k8s.Patch(ctx, vs, vsPatch)).To(Succeed())
 		Eventually(func() string { return getVS(a, "api").Spec.Data[0].Remote.Name }, timeout, 100*time.Millisecond).Should(Equal("api-key-2"))
 
 		By("a new vaultSecretName replaces the copies")
 		cvs = getCVS("api")
+		patch = client.MergeFrom(cvs.DeepCopy())
 		cvs.Spec.VaultSecretName = "api-renamed"
-		Expect(k8s.Update(ctx, cvs)).To(Succeed())
+		Expect(k8s.Patch(ctx, cvs, patch)).To(Succeed())
 		for _, ns := range []string{a, b} {
 			copyReady(ns, "api-renamed")
 			Eventually(vsGone(ns, "api"), timeout, 100*time.Millisecond).Should(BeTrue(), ns)
