@@ -231,7 +231,7 @@ E2E_EMULATOR_IMG ?= vaultsync/kv-emulator:e2e
 DEMO_BANNER := vaultsync demo: a first run on 2 cores with empty Go caches took 956 s, measured (125 s of it for kube-controller-manager, which the demo no longer builds), almost all of it building the control plane once; later runs take under a minute (22 s measured with nothing to rebuild).
 
 .PHONY: demo
-demo: ## Local demo: control plane, Key Vault emulator, operator, samples, a rotation; stops everything at the end.
+demo: ## Local demo: control plane, Key Vault emulator, operator, samples, a rotation, a push; stops everything at the end.
 	@echo '$(DEMO_BANNER)'
 	@start=$$(date +%s); mkdir -p $(LOCALBIN); \
 		echo "==> building the demo program (go build ./hack/demo) ..."; \

@@ -99,13 +99,17 @@ func clusterVaultConnection(cvc *v1alpha1.ClusterVaultConnection) *connection {
 // VaultSecret's own namespace; a ClusterVaultConnection must allow that namespace. Refusals are
 // *refusedError and happen before any credential is built.
 func (c *Connector) resolve(ctx context.Context, vs *v1alpha1.VaultSecret) (*connection, error) {
-	ref := vs.Spec.ConnectionRef
+	return c.resolveRef(ctx, vs.Namespace, vs.Spec.Vault, vs.Spec.ConnectionRef)
+}
+
+// resolveRef finds the connection of an object of namespace ns (a VaultSecret or a
+// VaultPushSecret) from its inline vault or its connectionRef, with the rules of resolve.
+func (c *Connector) resolveRef(ctx context.Context, ns string, v *v1alpha1.VaultRef, ref *v1alpha1.ConnectionRef) (*connection, error) {
 	if ref == nil {
-		v := vs.Spec.Vault
 		if v == nil {
 			return nil, fmt.Errorf("%w: set spec.vault or spec.connectionRef", errInvalidSpec)
 		}
-		return &connection{Place: placeInline, Namespace: vs.Namespace, URL: v.URL, Auth: &v.Auth,
+		return &connection{Place: placeInline, Namespace: ns, URL: v.URL, Auth: &v.Auth,
 			Cloud: cloudSpec(v.Cloud, v.CustomCloud), Allowed: true}, nil
 	}
 	if c.Client == nil {
@@ -114,13 +118,13 @@ func (c *Connector) resolve(ctx context.Context, vs *v1alpha1.VaultSecret) (*con
 	switch ref.KindOrDefault() {
 	case v1alpha1.KindVaultConnection:
 		vc := &v1alpha1.VaultConnection{}
-		if err := c.Client.Get(ctx, client.ObjectKey{Namespace: vs.Namespace, Name: ref.Name}, vc); err != nil {
+		if err := c.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, vc); err != nil {
 			if apierrors.IsNotFound(err) {
 				return nil, &refusedError{Reason: ReasonConnectionNotFound, Message: fmt.Sprintf(
-					"VaultConnection %q does not exist in namespace %q; a VaultSecret can only use VaultConnections of its own namespace "+
-						"(create it here, or use a ClusterVaultConnection that allows this namespace)", ref.Name, vs.Namespace)}
+					"VaultConnection %q does not exist in namespace %q; a VaultSecret or VaultPushSecret can only use VaultConnections of its own namespace "+
+						"(create it here, or use a ClusterVaultConnection that allows this namespace)", ref.Name, ns)}
 			}
-			return nil, fmt.Errorf("reading VaultConnection %s/%s: %w", vs.Namespace, ref.Name, err)
+			return nil, fmt.Errorf("reading VaultConnection %s/%s: %w", ns, ref.Name, err)
 		}
 		return vaultConnection(vc), nil
 	case v1alpha1.KindClusterVaultConnection:
@@ -138,7 +142,7 @@ func (c *Connector) resolve(ctx context.Context, vs *v1alpha1.VaultSecret) (*con
 			return nil, fmt.Errorf("reading ClusterVaultConnection %s: %w", ref.Name, err)
 		}
 		conn := clusterVaultConnection(cvc)
-		ok, err := c.namespaceAllowed(ctx, &cvc.Spec.AllowedNamespaces, vs.Namespace)
+		ok, err := c.namespaceAllowed(ctx, &cvc.Spec.AllowedNamespaces, ns)
 		if err != nil {
 			return nil, err
 		}
@@ -146,7 +150,7 @@ func (c *Connector) resolve(ctx context.Context, vs *v1alpha1.VaultSecret) (*con
 		if !ok {
 			return conn, &refusedError{Reason: ReasonNamespaceNotAllowed, Message: fmt.Sprintf(
 				"ClusterVaultConnection %q does not allow namespace %q: ask a cluster administrator to add it to spec.allowedNamespaces "+
-					"(names, or labels matching the selector)", ref.Name, vs.Namespace)}
+					"(names, or labels matching the selector)", ref.Name, ns)}
 		}
 		return conn, nil
 	}

@@ -163,7 +163,12 @@ func (e *EventRouter) forget(key types.NamespacedName) {
 // audit log. identityKey is the credential cache key
 // (method/tenant/client/namespace/serviceaccount/...), path-escaped.
 func auditSubject(vs *v1alpha1.VaultSecret, identityKey string) audit.Subject {
-	s := audit.Subject{Kind: "VaultSecret", Namespace: vs.Namespace, Name: vs.Name}
+	return auditSubjectOf("VaultSecret", vs.Namespace, vs.Name, identityKey)
+}
+
+// auditSubjectOf is auditSubject for an object of any kind (VaultPushSecrets write with it).
+func auditSubjectOf(kind, namespace, name, identityKey string) audit.Subject {
+	s := audit.Subject{Kind: kind, Namespace: namespace, Name: name}
 	parts := strings.Split(identityKey, "/")
 	get := func(i int) string {
 		if i >= len(parts) {

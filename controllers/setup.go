@@ -55,6 +55,13 @@ type Options struct {
 	// ClusterVaultSecrets serves ClusterVaultSecrets (needs ClusterConnections, write access to
 	// VaultSecrets and read access to Namespaces).
 	ClusterVaultSecrets bool
+	// VaultPushSecrets serves VaultPushSecrets: Secrets written into Key Vault (needs
+	// get on the kube-system namespace unless ClusterID is set, and write access to
+	// VaultPushSecrets' finalizers).
+	VaultPushSecrets bool
+	// ClusterID is the first part of the vaultsync-owner tag of pushed objects (empty: the UID
+	// of the kube-system namespace).
+	ClusterID string
 	// WatchNamespaces restricts the controllers to these namespaces (empty: all).
 	WatchNamespaces []string
 	// MaxConcurrentReconciles is the number of VaultSecrets synced in parallel.
@@ -120,6 +127,12 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.ClusterVaultSecrets, "cluster-vault-secrets", o.ClusterVaultSecrets,
 		"Serve ClusterVaultSecrets: one VaultSecret per selected namespace (needs --cluster-connections, "+
 			"create/update/delete on VaultSecrets and get/list/watch on Namespaces).")
+	fs.BoolVar(&o.VaultPushSecrets, "vault-push-secrets", o.VaultPushSecrets,
+		"Serve VaultPushSecrets: Secrets of a namespace written into Key Vault with that namespace's identity "+
+			"(needs get on the kube-system namespace unless --cluster-id is set).")
+	fs.StringVar(&o.ClusterID, "cluster-id", o.ClusterID,
+		"Cluster id in the vaultsync-owner tag of objects VaultPushSecrets write (default: the kube-system namespace's UID); "+
+			"give each cluster that writes to a vault its own.")
 	fs.DurationVar(&o.ExpiryThreshold, "expiry-warning", o.ExpiryThreshold,
 		"How long before a synced certificate or secret expires that the ExpiringSoon condition and a Warning event appear.")
 	fs.DurationVar(&o.SourceDeleteConfirm, "source-delete-confirm", o.SourceDeleteConfirm,
@@ -195,6 +208,15 @@ func Setup(mgr ctrl.Manager, o Options) error {
 			return errors.New("controllers: --cluster-vault-secrets needs --cluster-connections: a ClusterVaultSecret reads through a ClusterVaultConnection")
 		}
 		if err := setupClusterVaultSecrets(mgr, connector, o); err != nil {
+			return err
+		}
+	}
+	if o.VaultPushSecrets {
+		id, err := ResolveClusterID(context.Background(), mgr.GetAPIReader(), o.ClusterID)
+		if err != nil {
+			return err
+		}
+		if err := setupVaultPushSecrets(context.Background(), mgr, connector, secretMeta, o, id); err != nil {
 			return err
 		}
 	}

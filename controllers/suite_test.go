@@ -43,6 +43,7 @@ const (
 	eventsKey    = "suite-events-shared-secret"
 	eventedVault = "evented"
 	vaultName    = "demo"
+	pushVault    = "pushed"
 	appClient    = "5b1e7c2a-3d4f-4a6b-9c8d-0e1f2a3b4c5d" // identity "app" of hack/demo/emulator.yaml
 	// sourceDeleteConfirm is the suite's delay before a deleted source's
 	// Secret is deleted (the default is 30 s).
@@ -132,6 +133,7 @@ var _ = BeforeSuite(func() {
 	o := controllers.DefaultOptions()
 	o.NamespaceSelectors = true // the isolation specs admit namespaces by label
 	o.ClusterVaultSecrets = true
+	o.VaultPushSecrets = true // cluster id: the kube-system namespace's UID
 	o.HashKey = []byte("suite-hash-key-suite-hash-key-32")
 	o.BackoffMin, o.BackoffMax = 200*time.Millisecond, 2*time.Second
 	o.SourceDeleteConfirm = sourceDeleteConfirm
@@ -150,6 +152,11 @@ var _ = BeforeSuite(func() {
 		Name: "operator", Endpoint: eventsServer.URL + "/events", Secret: eventsKey, Vaults: []string{eventedVault},
 	})
 	Expect(err).NotTo(HaveOccurred())
+	// VaultPushSecrets write to "pushed": identity "app" may write secrets and certificates there.
+	Expect(emu.AddVault(emulator.Vault{Name: pushVault, RoleAssignments: []emulator.RoleAssignment{
+		{Principal: "app", Role: "Key Vault Secrets Officer"},
+		{Principal: "app", Role: "Key Vault Certificates Officer"},
+	}})).To(Succeed())
 	Expect(controllers.Setup(mgr, o)).To(Succeed())
 	go func() {
 		defer GinkgoRecover()

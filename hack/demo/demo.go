@@ -79,6 +79,8 @@ func (d *demo) run(ctx context.Context) error {
 		Binaries:  localenv.Binaries{Manager: d.managerBin, Emulator: d.emulatorBin},
 		// The demo deletes nothing: no garbage collector, so no kube-controller-manager to build or start.
 		NoGarbageCollector: true,
+		// The push of config/samples/push (the cluster id is the kube-system namespace's UID).
+		ManagerArgs: []string{"--vault-push-secrets"},
 	}, func(title string, fn func(context.Context) (string, error)) error { return d.step(ctx, title, fn) })
 	if err != nil {
 		return err
@@ -87,7 +89,10 @@ func (d *demo) run(ctx context.Context) error {
 	if err != nil {
 		return &stepError{"reading the synced Secrets", err}
 	}
-	return d.rotate(ctx, before)
+	if err := d.rotate(ctx, before); err != nil {
+		return err
+	}
+	return d.push(ctx)
 }
 
 // step prints a progress line, runs fn, says every progressEvery that it

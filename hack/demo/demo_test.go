@@ -121,6 +121,7 @@ func TestDemo(t *testing.T) {
 		"==> starting the control plane", "==> starting the Key Vault emulator", "==> configuring workload identity",
 		"==> starting the operator", "==> applying config/samples", "==> waiting for the VaultSecrets to be Ready",
 		"==> rotating DbPassword", "==> forcing a sync of db-credentials", "==> waiting for the new version",
+		"==> pushing Secret reporting-db into Key Vault", "==> waiting for VaultPushSecret reporting-db to be Ready",
 		"==> cleaning up",
 	} {
 		g.Expect(report).To(ContainSubstring(step))
@@ -138,6 +139,12 @@ func TestDemo(t *testing.T) {
 	g.Expect(m[1]).NotTo(Equal(m[2]))
 	g.Expect(report).To(MatchRegexp(`value\s+\*\*\*\*\*\* \(28 bytes\)\s+->\s+\*\*\*\*\*\* \(\d+ bytes\)\s+\(the Secret holds the new value\)`))
 	g.Expect(report).To(MatchRegexp(`status.dataHash\s+\S+\s+->\s+\S+\s+\(changed\)`))
+	// The push: both objects of the sample, with versions and the owner tag; no value.
+	g.Expect(report).To(MatchRegexp(`VaultPushSecret reporting-db: Ready=True Pushed, Secret "reporting-db" -> demo.vault.azure.net`))
+	g.Expect(report).To(MatchRegexp(`\n  secret\s+reporting-db-password\s+version [0-9a-f]{32}\n`))
+	g.Expect(report).To(MatchRegexp(`\n  secret\s+reporting-db-all\s+version [0-9a-f]{32}\n`))
+	g.Expect(report).To(MatchRegexp(`vaultsync-owner=[-0-9a-f]{36}/[^/\s]+/reporting-db,`))
+	g.Expect(report).NotTo(ContainSubstring("change-me-in-your-cluster"), "the pushed value is never printed")
 	g.Expect(report).To(ContainSubstring("demo finished in "))
 
 	// Nothing secret in the output.

@@ -2,7 +2,8 @@
 // starts a local control plane and the Key Vault emulator, runs the operator
 // (bin/manager) against them with workload identity, syncs the sample
 // VaultSecrets, prints what they produced with every value masked, rotates
-// a secret in the emulator and shows the new version arriving. It stops
+// a secret in the emulator and shows the new version arriving, then pushes a
+// Secret into the vault with a VaultPushSecret (config/samples/push). It stops
 // everything it started when it ends, fails or is interrupted.
 //
 //	go run ./hack/demo [--state-dir .dev/demo] [--skip-build] [--timeout 5m]
@@ -94,7 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		d.reportError(stderr, err)
 		return 1
 	}
-	_, _ = fmt.Fprintf(stdout, "\ndemo finished in %s (%s with the builds): the operator synced %d VaultSecrets and delivered a rotated secret.\n",
+	_, _ = fmt.Fprintf(stdout, "\ndemo finished in %s (%s with the builds): the operator synced %d VaultSecrets, delivered a rotated secret and pushed a Secret into Key Vault.\n",
 		seconds(time.Since(d.started)), elapsed(time.Since(d.clock)), d.env.Synced)
 	return 0
 }

@@ -75,6 +75,7 @@ type Client struct {
 	identity  string
 	secrets   *azsecrets.Client
 	keys      *azkeys.Client
+	certs     *azcore.Client
 	coalescer *Coalescer
 	maxList   int
 }
@@ -114,6 +115,10 @@ func NewClient(vaultURL string, cred azcore.TokenCredential, identityKey string,
 	if err != nil {
 		return nil, fmt.Errorf("keyvault: creating keys client: %w", err)
 	}
+	certs, err := newCertificatesClient(adapter, co, !opts.DisableChallengeResourceVerification)
+	if err != nil {
+		return nil, fmt.Errorf("keyvault: creating certificates client: %w", err)
+	}
 	maxList := opts.MaxListItems
 	if maxList <= 0 {
 		maxList = DefaultMaxListItems
@@ -124,6 +129,7 @@ func NewClient(vaultURL string, cred azcore.TokenCredential, identityKey string,
 		identity:  identityKey,
 		secrets:   secrets,
 		keys:      keys,
+		certs:     certs,
 		coalescer: opts.Coalescer,
 		maxList:   maxList,
 	}, nil

@@ -16,7 +16,9 @@ import (
 type RequestInfo struct {
 	// VaultHost is the vault's host, e.g. demo.vault.azure.net.
 	VaultHost string
-	// Operation is GetSecret, GetCertificateSecret, GetKey or ListSecrets.
+	// Operation is GetSecret, GetCertificateSecret, GetKey, ListSecrets, or one of a push
+	// (GetSecretProperties, SetSecret, DeleteSecret, GetCertificate, ImportCertificate,
+	// DeleteCertificate).
 	Operation string
 	// ObjectType is the kind of object the operation reads.
 	ObjectType ObjectType
@@ -105,7 +107,7 @@ func observe(o Observer, host string, req *policy.Request, resp *http.Response, 
 
 func opObjectType(op string) ObjectType {
 	switch op {
-	case opGetCertificateSecret:
+	case opGetCertificateSecret, opGetCertificateInfo, opImportCertificate, opDeleteCertificate:
 		return TypeCertificate
 	case opGetKey:
 		return TypeKey
@@ -124,7 +126,7 @@ func objectFromPath(p string) (name, version string) {
 	default:
 		return "", ""
 	}
-	if len(parts) == 3 && parts[2] != "versions" {
+	if len(parts) == 3 && parts[2] != "versions" && parts[2] != "import" {
 		version = parts[2]
 	}
 	return parts[1], version

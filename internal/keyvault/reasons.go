@@ -135,6 +135,12 @@ func Hint(err error) string {
 	case ReasonSecretDisabled, ReasonCertificateDisabled, ReasonKeyDisabled:
 		return "enable the object (or the version) in the vault, or reference another version"
 	case ReasonForbiddenByRbac:
+		if e != nil && isWrite(e.Op) {
+			if e.Type == TypeCertificate {
+				return "grant the identity the 'Key Vault Certificates Officer' role on the vault (or on the certificate): pushing a certificate imports, reads and deletes certificates"
+			}
+			return "grant the identity the 'Key Vault Secrets Officer' role on the vault (or on the secret): pushing a secret sets, reads and deletes secrets"
+		}
 		if e != nil && e.Type == TypeKey {
 			return "grant the identity the 'Key Vault Crypto User' role on the vault"
 		}
@@ -223,4 +229,14 @@ func aadstsOfError(e *Error) string {
 		return ""
 	}
 	return e.AADSTS
+}
+
+// isWrite reports whether op is one of the operations of a push (writes, and the reads that
+// decide them).
+func isWrite(op string) bool {
+	switch op {
+	case opGetSecretInfo, opSetSecret, opDeleteSecret, opGetCertificateInfo, opImportCertificate, opDeleteCertificate:
+		return true
+	}
+	return false
 }

@@ -34,6 +34,8 @@ const (
 	NameSyncs                 = "vaultsync_sync_total"
 	NameSyncDuration          = "vaultsync_sync_duration_seconds"
 	NameSecretUpdates         = "vaultsync_secret_updates_total"
+	NamePushes                = "vaultsync_push_total"
+	NamePushedVersions        = "vaultsync_push_versions_written_total"
 	NameEventsReceived        = "vaultsync_events_received_total"
 	NameRollouts              = "vaultsync_rollouts_total"
 	NameThrottled             = "vaultsync_throttled_total"
@@ -55,6 +57,16 @@ const (
 	SyncFailure = "failure"
 	// SyncSkipped is a reconcile that found nothing to do (no Key Vault request).
 	SyncSkipped = "skipped"
+)
+
+// Label values of vaultsync_push_total{result}.
+const (
+	// PushWritten: a VaultPushSecret wrote at least one new version.
+	PushWritten = "written"
+	// PushUnchanged: every object already held the data; nothing was written.
+	PushUnchanged = "unchanged"
+	// PushFailure: the push failed (the reason label says why).
+	PushFailure = "failure"
 )
 
 // Label values of vaultsync_token_requests_total{result}.
@@ -103,6 +115,8 @@ type Metrics struct {
 	syncs            *prometheus.CounterVec
 	syncDuration     *prometheus.HistogramVec
 	secretUpdates    prometheus.Counter
+	pushes           *prometheus.CounterVec
+	pushedVersions   prometheus.Counter
 	eventsReceived   *prometheus.CounterVec
 	rollouts         *prometheus.CounterVec
 	throttled        *prometheus.CounterVec
@@ -164,6 +178,14 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: NameSecretUpdates,
 			Help: "Kubernetes Secrets created or whose data changed.",
 		}),
+		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: NamePushes,
+			Help: "VaultPushSecret pushes by result (written, unchanged, failure) and condition reason.",
+		}, []string{"result", "reason"}),
+		pushedVersions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: NamePushedVersions,
+			Help: "Key Vault secret and certificate versions written by VaultPushSecrets.",
+		}),
 		eventsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: NameEventsReceived,
 			Help: "Event Grid deliveries and events received, by event type (\"other\" for types vaultsync does not know, \"none\" for deliveries rejected before parsing) and result.",
@@ -186,7 +208,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	m.Status = newStatusTracker()
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.keyVaultRequests, m.keyVaultDuration, m.tokenRequests, m.syncs,
-			m.syncDuration, m.secretUpdates, m.eventsReceived, m.rollouts, m.throttled, m.vaultOverflow, m.Expiry, m.Status} {
+			m.syncDuration, m.secretUpdates, m.pushes, m.pushedVersions, m.eventsReceived, m.rollouts, m.throttled, m.vaultOverflow, m.Expiry, m.Status} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -323,4 +345,20 @@ func (v *vaultLabels) label(host string) (string, bool) {
 	}
 	v.seen[host] = struct{}{}
 	return host, false
+}
+
+// ObservePush records a VaultPushSecret push: its result (PushWritten, PushUnchanged or
+// PushFailure), its condition reason (a fixed CamelCase word, never a message) and the number of
+// versions it wrote.
+func (m *Metrics) ObservePush(result, reason string, written int) {
+	if m == nil {
+		return
+	}
+	if reason == "" {
+		reason = labelNone
+	}
+	m.pushes.WithLabelValues(result, reason).Inc()
+	if written > 0 {
+		m.pushedVersions.Add(float64(written))
+	}
 }

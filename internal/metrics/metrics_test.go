@@ -147,6 +147,7 @@ func TestNilMetricsIgnoresCalls(t *testing.T) {
 	m.ObserveTokenRequest("workloadIdentity", nil)
 	m.ObserveSync(SyncSuccess, "Synced", time.Second)
 	m.SecretUpdated()
+	m.ObservePush(PushWritten, "Pushed", 2)
 	m.ObserveEvent("x", EventAccepted)
 	m.ObserveRollout("Deployment", RolloutRestarted)
 }
@@ -171,6 +172,7 @@ func TestAllNamesRegistered(t *testing.T) {
 	m.ObserveTokenRequest("workloadIdentity", nil)
 	m.ObserveSync(SyncSuccess, "Synced", time.Second)
 	m.SecretUpdated()
+	m.ObservePush(PushWritten, "Pushed", 2)
 	m.ObserveEvent("x", EventAccepted)
 	m.ObserveRollout("Deployment", RolloutRestarted)
 	m.Expiry.Set("ns/a", []Expiry{{Vault: "demo.vault.azure.net", Kind: ExpiryCertificate, Object: "tls", NotAfter: time.Unix(2000, 0)},
@@ -183,7 +185,7 @@ func TestAllNamesRegistered(t *testing.T) {
 		names = append(names, mf.GetName())
 	}
 	g.Expect(names).To(ContainElements(NameKeyVaultRequests, NameKeyVaultDuration, NameTokenRequests, NameSyncs,
-		NameSyncDuration, NameSecretUpdates, NameEventsReceived, NameRollouts, NameThrottled, NameCertificateExpiry,
+		NameSyncDuration, NameSecretUpdates, NamePushes, NamePushedVersions, NameEventsReceived, NameRollouts, NameThrottled, NameCertificateExpiry,
 		NameSecretExpiry, NameExpiryTrackedObjects, NameVaultSecrets))
 	for _, mf := range mfs {
 		for _, metric := range mf.GetMetric() {
@@ -193,4 +195,18 @@ func TestAllNamesRegistered(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestObservePush(t *testing.T) {
+	g := NewWithT(t)
+	m, _ := newTest(t)
+	m.ObservePush(PushWritten, "Pushed", 2)
+	m.ObservePush(PushUnchanged, "Pushed", 0)
+	m.ObservePush(PushFailure, "RemoteConflict", 0)
+	m.ObservePush(PushFailure, "", 0)
+	g.Expect(testutil.ToFloat64(m.pushes.WithLabelValues(PushWritten, "Pushed"))).To(Equal(1.0))
+	g.Expect(testutil.ToFloat64(m.pushes.WithLabelValues(PushUnchanged, "Pushed"))).To(Equal(1.0))
+	g.Expect(testutil.ToFloat64(m.pushes.WithLabelValues(PushFailure, "RemoteConflict"))).To(Equal(1.0))
+	g.Expect(testutil.ToFloat64(m.pushes.WithLabelValues(PushFailure, "none"))).To(Equal(1.0))
+	g.Expect(testutil.ToFloat64(m.pushedVersions)).To(Equal(2.0))
 }

@@ -26,6 +26,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -103,15 +104,20 @@ func TestDocumentedMetrics(t *testing.T) {
 	g.Expect(len(docs)).To(BeNumerically(">=", 14), "the table of docs/metrics.md was read")
 }
 
+// operations are the values docs/metrics.md allows for the operation label: reads, and the
+// operations of a push.
+const operations = "GetSecret|GetCertificateSecret|GetKey|ListSecrets|" +
+	"GetSecretProperties|SetSecret|DeleteSecret|GetCertificate|ImportCertificate|DeleteCertificate"
+
 // labelValues are the values docs/metrics.md allows for a label of a metric
 // (a pattern where the set is open, like HTTP status codes).
 var labelValues = map[string]map[string]string{
 	"vaultsync_keyvault_requests_total": {
-		"vault": "^" + regexp.QuoteMeta(demoVault) + "$", "operation": "^(GetSecret|GetCertificateSecret|GetKey|ListSecrets)$",
+		"vault": "^" + regexp.QuoteMeta(demoVault) + "$", "operation": "^(" + operations + ")$",
 		"code": "^([1-5][0-9][0-9]|error)$",
 	},
 	"vaultsync_keyvault_request_duration_seconds": {
-		"vault": "^" + regexp.QuoteMeta(demoVault) + "$", "operation": "^(GetSecret|GetCertificateSecret|GetKey|ListSecrets)$",
+		"vault": "^" + regexp.QuoteMeta(demoVault) + "$", "operation": "^(" + operations + ")$",
 	},
 	"vaultsync_throttled_total": {"vault": "^" + regexp.QuoteMeta(demoVault) + "$"},
 	"vaultsync_token_requests_total": {
@@ -119,6 +125,7 @@ var labelValues = map[string]map[string]string{
 	},
 	"vaultsync_sync_total":            {"result": "^(success|failure|skipped)$", "reason": "^([A-Z][A-Za-z]+|none)$"},
 	"vaultsync_sync_duration_seconds": {"result": "^(success|failure)$"},
+	"vaultsync_push_total":            {"result": "^(written|unchanged|failure)$", "reason": "^([A-Z][A-Za-z]+|none)$"},
 	"vaultsync_vaultsecrets":          {"ready": "^(true|false)$", "reason": "^([A-Z][A-Za-z]+|none)$"},
 	"vaultsync_events_received_total": {
 		"type":   `^(Microsoft\.KeyVault\.[A-Za-z]+|Microsoft\.EventGrid\.SubscriptionValidationEvent|other|none)$`,
@@ -163,15 +170,19 @@ func TestMetrics(t *testing.T) {
 	_, err = run.admin().SetSecret(ctx, localenv.Vault, "api-token",
 		admin.SecretVersion{Value: randomValue(), ContentType: "text/plain", Expires: &expires})
 	g.Expect(err).NotTo(HaveOccurred())
+	// The VaultPushSecret writes with the same identity: it may set secrets too.
+	g.Expect(run.admin().AddRoleAssignment(ctx, localenv.Vault, admin.RoleAssignment{Principal: "app", Role: "Key Vault Secrets Officer"})).To(Succeed())
 	run.apply(ctx, g, scenarioObjects)
 
-	step("waiting for three VaultSecrets to be Ready and two to fail")
+	step("waiting for three VaultSecrets to be Ready and two to fail, one VaultPushSecret to push and one to fail")
 	g.Eventually(func(g Gomega) {
 		for _, name := range []string{"db-credentials", "web-tls", "api-token"} {
 			g.Expect(localenv.IsReady(run.vaultSecret(g, name))).To(BeTrue(), "VaultSecret %s is Ready", name)
 		}
 		g.Expect(run.readyReason(g, "broken")).To(Equal("SecretNotFound"))
 		g.Expect(run.readyReason(g, "stranger")).To(Equal("FederatedCredentialMismatch"))
+		g.Expect(run.pushReason(g, "pushed")).To(Equal("Pushed"))
+		g.Expect(run.pushReason(g, "push-no-source")).To(Equal("SourceSecretNotFound"))
 	}, time.Minute, 200*time.Millisecond).Should(Succeed())
 
 	step("throttling the next GetSecret (429), subscribing the events endpoint and rotating DbPassword")
@@ -275,6 +286,11 @@ func TestMetrics(t *testing.T) {
 		g.Expect(v("vaultsync_certificate_expiry_timestamp_seconds", "vault", demoVault)).To(Equal(float64(notAfter)))
 		g.Expect(v("vaultsync_secret_expiry_timestamp_seconds", "vault", demoVault)).To(Equal(float64(expires.Unix())))
 		g.Expect(v("vaultsync_expiry_tracked_objects")).To(Equal(2.0))
+		// Pushes: one written (a SetSecret), one failure with its reason.
+		g.Expect(v("vaultsync_push_total", "result", "written", "reason", "Pushed")).To(BeNumerically(">=", 1))
+		g.Expect(v("vaultsync_push_total", "result", "failure", "reason", "SourceSecretNotFound")).To(BeNumerically(">=", 1))
+		g.Expect(v("vaultsync_push_versions_written_total")).To(BeNumerically(">=", 1))
+		g.Expect(v("vaultsync_keyvault_requests_total", "vault", demoVault, "operation", "SetSecret", "code", "200")).To(BeNumerically(">=", 1))
 		// One vault: nothing folded into vault="other".
 		g.Expect(v("vaultsync_metrics_vault_label_overflow_total")).To(Equal(0.0))
 	}, 30*time.Second, time.Second).Should(Succeed())
@@ -403,6 +419,7 @@ func startMetricsRun(ctx context.Context, t *testing.T, root string) *metricsRun
 			ManagerArgs: []string{
 				"--metrics-bind-address", metricsAddr, // HTTPS with authn/authz: the default --metrics-secure
 				"--events-bind-address", eventsAddr, // plain HTTP on loopback (no certificate files)
+				"--vault-push-secrets", // cluster id: the kube-system namespace's UID
 			}},
 		ManagerLog: filepath.Join(stateDir, "manager.log"),
 	}
@@ -465,6 +482,17 @@ func (r *metricsRun) vaultSecret(g Gomega, name string) *v1alpha1.VaultSecret {
 	vs := &v1alpha1.VaultSecret{}
 	g.Expect(r.k8s.Get(context.Background(), client.ObjectKey{Namespace: metricsNamespace, Name: name}, vs)).To(Succeed())
 	return vs
+}
+
+// pushReason is the Ready reason of a VaultPushSecret of the scenario ("" before it has one).
+func (r *metricsRun) pushReason(g Gomega, name string) string {
+	ps := &v1alpha1.VaultPushSecret{}
+	g.Expect(r.k8s.Get(context.Background(), client.ObjectKey{Namespace: metricsNamespace, Name: name}, ps)).To(Succeed())
+	c := apimeta.FindStatusCondition(ps.Status.Conditions, v1alpha1.ConditionReady)
+	if c == nil {
+		return ""
+	}
+	return c.Reason
 }
 
 // readyReason is the reason of a VaultSecret's Ready condition for its
@@ -546,8 +574,47 @@ func (r *metricsRun) scrape(ctx context.Context, g Gomega, token string) map[str
 //   - web-tls: a certificate (its notAfter in the certificate expiry gauge);
 //   - api-token: a secret with an exp attribute (the secret expiry gauge);
 //   - broken: a secret that does not exist (a failed sync, SecretNotFound);
-//   - stranger: a ServiceAccount without federation (failed token requests).
+//   - stranger: a ServiceAccount without federation (failed token requests);
+//   - pushed: a VaultPushSecret writing a key of a Secret (a push, a SetSecret);
+//   - push-no-source: a VaultPushSecret whose Secret does not exist (a failed push).
 const scenarioObjects = `
+apiVersion: v1
+kind: Secret
+metadata:
+  name: push-source
+stringData:
+  value: pushed-by-the-metrics-scenario
+---
+apiVersion: vaultsync.io/v1alpha1
+kind: VaultPushSecret
+metadata:
+  name: pushed
+spec:
+  secretRef: {name: push-source}
+  vault:
+    url: https://demo.vault.azure.net/
+    auth:
+      workloadIdentity:
+        serviceAccountName: app
+  data:
+    - secretKey: value
+      remote: {name: pushed-by-metrics}
+---
+apiVersion: vaultsync.io/v1alpha1
+kind: VaultPushSecret
+metadata:
+  name: push-no-source
+spec:
+  secretRef: {name: no-such-secret}
+  vault:
+    url: https://demo.vault.azure.net/
+    auth:
+      workloadIdentity:
+        serviceAccountName: app
+  data:
+    - secretKey: value
+      remote: {name: never-pushed}
+---
 apiVersion: v1
 kind: ServiceAccount
 metadata:

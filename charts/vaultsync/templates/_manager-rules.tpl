@@ -57,9 +57,26 @@
   resources:
   - clustervaultconnections/status
   - vaultconnections/status
+  - vaultpushsecrets/status
   - vaultsecrets/status
   verbs:
   - get
   - patch
+  - update
+- apiGroups:
+  - vaultsync.io
+  resources:
+  - vaultpushsecrets
+  verbs:
+  - get
+  - list
+  - patch
+  - update
+  - watch
+- apiGroups:
+  - vaultsync.io
+  resources:
+  - vaultpushsecrets/finalizers
+  verbs:
   - update
 {{- end }}
