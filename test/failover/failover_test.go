@@ -107,6 +107,54 @@ var _ = Describe("Restarts and failovers", Ordered, func() {
 		GinkgoWriter.Printf("event to Secret after a failover: %s\n", latency)
 	})
 
+	It("pushes a Secret to Key Vault once across a restart and a failover, and a second pusher cannot take it over", func() {
+		const object = "failover-pushed"
+		_ = emu.Admin.AddRoleAssignment(ctx, localenv.Vault, admin.RoleAssignment{Principal: "app", Role: "Key Vault Secrets Officer"})
+		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "push-source"},
+			Data: map[string][]byte{"password": []byte("pushed-value-1")}})).To(Succeed())
+		createPush("pushed", "push-source", object)
+		Eventually(func() string { return pushReason("pushed") }, wait, tick).Should(Equal("True/Pushed"))
+		Expect(versionsWritten(object)).To(Equal(1), "the first push writes one version")
+		first := pushedVersion("pushed")
+
+		By("restarting the manager: it checks the vault again and writes nothing")
+		restarted := time.Now()
+		prev := leader
+		leader = leader.restart()
+		svc.replace(prev, leader)
+		confirmed(object, restarted)
+
+		By("failing over to a standby (SIGKILL of the leader): the new leader checks the vault and writes nothing")
+		standby := startReplica("push-standby")
+		svc.add(standby)
+		Eventually(func() bool { return standby.logged("Attempting to acquire leader lease") }, wait, tick).Should(BeTrue())
+		Expect(leader.proc.Signal(syscall.SIGKILL)).To(Succeed())
+		killed := time.Now()
+		old := leader
+		leader = standby
+		Eventually(leader.listening, wait, tick).Should(BeTrue(), "the standby takes over")
+		old.stop()
+		confirmed(object, killed)
+		Expect(pushedVersion("pushed")).To(Equal(first))
+
+		By("editing the Secret after the failover: exactly one new version")
+		s := &corev1.Secret{}
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "push-source"}, s)).To(Succeed())
+		s.Data["password"] = []byte("pushed-value-2")
+		Expect(k8s.Update(ctx, s)).To(Succeed())
+		Eventually(func() string { return pushedVersion("pushed") }, wait, tick).ShouldNot(Equal(first))
+		Consistently(func() int { return versionsWritten(object) }, 2*time.Second, 200*time.Millisecond).Should(Equal(2))
+
+		By("a second VaultPushSecret naming the same object: refused, and the first keeps it")
+		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "push-rival"},
+			Data: map[string][]byte{"password": []byte("rival-value")}})).To(Succeed())
+		createPush("pushed-rival", "push-rival", object)
+		Eventually(func() string { return pushReason("pushed-rival") }, wait, tick).Should(Equal("False/RemoteConflict"))
+		Consistently(func() int { return versionsWritten(object) }, 3*time.Second, 200*time.Millisecond).Should(Equal(2),
+			"the rival wrote nothing, and the owner did not write again")
+		Expect(pushReason("pushed")).To(Equal("True/Pushed"))
+	})
+
 	It("restarts no consumer and rewrites no Secret when the hash key is lost", func() {
 		setSecret("failover-consumed", "consumed-value", nil)
 		labels := map[string]string{"app": "web"}
@@ -261,4 +309,66 @@ func scrape(r *replica, series string) float64 {
 	}
 	Fail("no series " + series + " in /metrics")
 	return 0
+}
+
+// createPush makes a VaultPushSecret that pushes key "password" of Secret
+// source to Key Vault secret object, with the namespace's workload identity.
+func createPush(name, source, object string) {
+	GinkgoHelper()
+	Expect(k8s.Create(ctx, &v1alpha1.VaultPushSecret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		Spec: v1alpha1.VaultPushSecretSpec{
+			SecretRef: v1alpha1.PushSecretRef{Name: source},
+			Vault: &v1alpha1.VaultRef{URL: "https://" + demoHost + "/", Auth: v1alpha1.VaultAuth{
+				WorkloadIdentity: &v1alpha1.WorkloadIdentityAuth{ServiceAccountName: localenv.ServiceAccount}}},
+			Data: []v1alpha1.PushDataItem{{SecretKey: "password", Remote: v1alpha1.PushRemoteRef{Name: object}}},
+		},
+	})).To(Succeed())
+}
+
+// pushReason is "<Ready status>/<reason>" of a VaultPushSecret.
+func pushReason(name string) string {
+	ps := &v1alpha1.VaultPushSecret{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, ps); err != nil {
+		return err.Error()
+	}
+	c := meta.FindStatusCondition(ps.Status.Conditions, v1alpha1.ConditionReady)
+	if c == nil {
+		return ""
+	}
+	return string(c.Status) + "/" + c.Reason
+}
+
+// pushedVersion is the Key Vault version status.objects records for the
+// first object of VaultPushSecret name ("" before a push).
+func pushedVersion(name string) string {
+	ps := &v1alpha1.VaultPushSecret{}
+	if k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, ps) != nil || len(ps.Status.Objects) == 0 {
+		return ""
+	}
+	return ps.Status.Objects[0].Version
+}
+
+// confirmed waits until a manager has read the properties of Key Vault
+// secret object after since (a push always compares before it writes), and
+// then checks that no version was written: the object still has one. (The
+// emulator names every GET of a secret GetSecret.)
+func confirmed(object string, since time.Time) {
+	GinkgoHelper()
+	Eventually(func() int {
+		entries, err := emu.Admin.Log(ctx, admin.LogFilter{Service: admin.ServiceVault, Operation: "GetSecret", Object: object, Since: since})
+		Expect(err).NotTo(HaveOccurred())
+		return len(entries)
+	}, wait, tick).ShouldNot(BeZero(), "a manager checked %s after %s", object, since)
+	Consistently(func() int { return versionsWritten(object) }, 2*time.Second, 200*time.Millisecond).Should(Equal(1),
+		"the vault was up to date: nothing is written")
+}
+
+// versionsWritten counts the versions of Key Vault secret object that the
+// emulator's log shows written (SetSecret answered 200).
+func versionsWritten(object string) int {
+	GinkgoHelper()
+	entries, err := emu.Admin.Log(ctx, admin.LogFilter{Service: admin.ServiceVault, Operation: "SetSecret", Object: object, Status: http.StatusOK})
+	Expect(err).NotTo(HaveOccurred())
+	return len(entries)
 }

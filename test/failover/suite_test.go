@@ -168,6 +168,8 @@ func (r *replica) args() []string {
 		"--events-bind-address", r.events,
 		"--leader-pod-label", leaderLabel, "--pod-name", r.pod,
 		"--metrics-bind-address", r.metrics, "--metrics-secure=false",
+		// Pushes on, with a fixed cluster id: every replica writes the same owner tag.
+		"--vault-push-secrets", "--cluster-id", "failover-cluster",
 		"--zap-log-level=2",
 	}
 }
