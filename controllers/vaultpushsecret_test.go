@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -335,6 +336,27 @@ var _ = Describe("VaultPushSecret", func() {
 			}
 		}
 		Expect(subjects).To(Equal([]string{ns + ".example.test", "vaultsync test intermediate", "vaultsync test root"}))
+
+		// And through the Azure SDK (azsecrets), as a VaultSecret reads a certificate: tls.crt is
+		// the leaf and its intermediate in order, ca.crt the root, tls.key the pushed key.
+		createVS(ns, "tls-back", v1alpha1.VaultSecretSpec{
+			Vault:  pushSpec("tls").Vault,
+			Target: v1alpha1.SecretTarget{Type: corev1.SecretTypeTLS},
+			Data:   []v1alpha1.DataItem{{Remote: v1alpha1.RemoteRef{Name: remote, Type: v1alpha1.ObjectTypeCertificate}}},
+		})
+		expectReady(ns, "tls-back")
+		back := getSecret(ns, "tls-back")
+		cn := func(certs []*x509.Certificate) (out []string) {
+			for _, c := range certs {
+				out = append(out, c.Subject.CommonName)
+			}
+			return out
+		}
+		Expect(cn(parseCerts(back.Data["tls.crt"]))).To(Equal([]string{ns + ".example.test", "vaultsync test intermediate"}))
+		Expect(cn(parseCerts(back.Data["ca.crt"]))).To(Equal([]string{"vaultsync test root"}))
+		pair, err := tls.X509KeyPair(back.Data["tls.crt"], back.Data["tls.key"])
+		Expect(err).NotTo(HaveOccurred(), "tls.key is the key of the pushed leaf")
+		Expect(pair.Leaf.Subject.CommonName).To(Equal(ns + ".example.test"))
 
 		// A Secret whose key does not match its certificate is refused before anything is sent.
 		other := pushtest.NewTLS("other.example.test")
