@@ -122,6 +122,9 @@ func main() {
 			"at start and on stepping down, so the events Service can select the leader alone; empty turns it off.")
 	flag.StringVar(&podName, "pod-name", os.Getenv("POD_NAME"), "Name of the manager's own Pod (for --leader-pod-label).")
 	flag.BoolVar(&printVersion, "version", false, "Print the version and exit.")
+	memoryRatio := flag.Float64("memory-limit-ratio", 0.9,
+		"Unless GOMEMLIMIT is set, the Go runtime's soft memory limit as a fraction of the container's cgroup memory "+
+			"limit, so garbage collection works harder near the limit instead of the container being OOM-killed (0: off).")
 	opts.BindFlags(flag.CommandLine)
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -142,6 +145,9 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 	log.Info("starting vaultsync", "version", version.Version)
+	if from := setMemoryLimit(*memoryRatio); from != "" {
+		log.Info("Go memory limit set", "from", from)
+	}
 
 	if err := run(opts, runConfig{
 		metricsAddr: metricsAddr, probeAddr: probeAddr, secureMetrics: secureMetrics, enableHTTP2: enableHTTP2,

@@ -186,9 +186,7 @@ func trimSecret(obj any) (any, error) {
 		}
 		s.ManagedFields = trimmed
 	}
-	if _, ok := s.Annotations[corev1.LastAppliedConfigAnnotation]; ok {
-		delete(s.Annotations, corev1.LastAppliedConfigAnnotation)
-	}
+	delete(s.Annotations, corev1.LastAppliedConfigAnnotation)
 	return s, nil
 }
 
