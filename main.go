@@ -40,13 +40,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/vaultsync/vaultsync/controllers"
 	"github.com/vaultsync/vaultsync/internal/events"
 	"github.com/vaultsync/vaultsync/internal/leaderpod"
 	"github.com/vaultsync/vaultsync/internal/metrics"
+	"github.com/vaultsync/vaultsync/internal/metricsauth"
 	"github.com/vaultsync/vaultsync/internal/version"
 )
 
@@ -247,7 +247,7 @@ func run(opts controllers.Options, rc runConfig) error {
 		TLSOpts:       tlsOpts,
 	}
 	if rc.secureMetrics {
-		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		metricsOpts.FilterProvider = metricsauth.New
 	}
 	if rc.metricsCertDir != "" {
 		// controller-runtime falls back to a self-signed certificate when the files are

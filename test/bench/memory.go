@@ -240,7 +240,7 @@ func (b *bench) memory(ctx context.Context) error {
 	}
 	added := hwmUn - hwmBase
 	b.t.check(fmt.Sprintf("peak RSS added by %d unrelated 100 KB Secrets (%.0f MiB) in the cluster", b.c.unrelated, float64(b.c.unrelated*len(payload))/mib),
-		fmt.Sprintf("%+.1f MiB (%.1f → %.1f MiB)", float64(added)/mib, float64(hwmBase)/mib, float64(hwmUn)/mib), "≤ 10 MiB", added <= 10*mib,
+		fmt.Sprintf("%+.1f MiB (%.1f → %.1f MiB)", float64(added)/mib, float64(hwmBase)/mib, float64(hwmUn)/mib), "≤ 2 MiB", added <= 2*mib,
 		fmt.Sprintf("restart with %d synced VaultSecrets; RSS after %.1f MiB, heap in use %.1f → %.1f MiB", n, float64(rssUn)/mib, heapBase/mib, heapUn/mib))
 	return nil
 }
