@@ -124,9 +124,10 @@ func (c *Coalescer) do(ctx context.Context, key coalesceKey, fn func(context.Con
 	now := c.clock.Now()
 	if r, ok := c.recent[key]; ok {
 		switch {
-		case c.expired(r, now):
+		case c.expired(r, now), IsFresh(ctx):
+			// A fresh read replaces what is remembered: callers meanwhile join it.
 			delete(c.recent, key)
-		case !IsFresh(ctx) && !r.fetched.Before(requestTime(ctx, now).Add(-c.window)):
+		case !r.fetched.Before(requestTime(ctx, now).Add(-c.window)):
 			r.used = now
 			c.recent[key] = r
 			c.stats.Reused++
