@@ -245,16 +245,17 @@ func (r *VaultSecretReconciler) syncDue(ctx context.Context, vs *v1alpha1.VaultS
 	return false, "", false
 }
 
-// target returns the VaultSecret's Secret (nil: none). The first attempt of
-// a new VaultSecret that owns its Secret answers from the cache alone: a
+// target returns the VaultSecret's Secret (nil: none). A VaultSecret that
+// owns its Secret and has never written it answers from the cache alone: a
 // Secret of that name that vaultsync does not manage (the cache never holds
 // one) makes the writer's create fail, and the writer then reads it and
-// refuses it (TargetConflict). Every later attempt reads live when the cache
-// misses, so a conflict, or a Secret deleted or unlabelled by hand, is seen
-// before Key Vault is read.
+// refuses it (TargetConflict). Once a conflict was seen, or once the
+// VaultSecret has written its Secret, a cache miss reads live, so a conflict,
+// or a Secret deleted or unlabelled by hand, is seen before Key Vault is read.
 func (r *VaultSecretReconciler) target(ctx context.Context, vs *v1alpha1.VaultSecret) (*corev1.Secret, error) {
-	first := vs.Status.ObservedGeneration == 0 && len(vs.Status.Conditions) == 0 && vs.Status.DataHash == ""
-	if first && vs.CreationPolicyOrDefault() != v1alpha1.CreationPolicyMerge {
+	ready := meta.FindStatusCondition(vs.Status.Conditions, v1alpha1.ConditionReady)
+	conflict := ready != nil && ready.Reason == ReasonTargetConflict
+	if vs.Status.DataHash == "" && !conflict && vs.CreationPolicyOrDefault() != v1alpha1.CreationPolicyMerge {
 		return r.Writer.Cached(ctx, vs.Namespace, vs.TargetName())
 	}
 	return r.Writer.Get(ctx, vs.Namespace, vs.TargetName())
