@@ -40,13 +40,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/vaultsync/vaultsync/controllers"
 	"github.com/vaultsync/vaultsync/internal/events"
 	"github.com/vaultsync/vaultsync/internal/leaderpod"
 	"github.com/vaultsync/vaultsync/internal/metrics"
+	"github.com/vaultsync/vaultsync/internal/metricsauth"
 	"github.com/vaultsync/vaultsync/internal/version"
 )
 
@@ -122,6 +122,9 @@ func main() {
 			"at start and on stepping down, so the events Service can select the leader alone; empty turns it off.")
 	flag.StringVar(&podName, "pod-name", os.Getenv("POD_NAME"), "Name of the manager's own Pod (for --leader-pod-label).")
 	flag.BoolVar(&printVersion, "version", false, "Print the version and exit.")
+	memoryRatio := flag.Float64("memory-limit-ratio", 0.9,
+		"Unless GOMEMLIMIT is set, the Go runtime's soft memory limit as a fraction of the container's cgroup memory "+
+			"limit, so garbage collection works harder near the limit instead of the container being OOM-killed (0: off).")
 	opts.BindFlags(flag.CommandLine)
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -142,6 +145,9 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 	log.Info("starting vaultsync", "version", version.Version)
+	if from := setMemoryLimit(*memoryRatio); from != "" {
+		log.Info("Go memory limit set", "from", from)
+	}
 
 	if err := run(opts, runConfig{
 		metricsAddr: metricsAddr, probeAddr: probeAddr, secureMetrics: secureMetrics, enableHTTP2: enableHTTP2,
@@ -241,7 +247,7 @@ func run(opts controllers.Options, rc runConfig) error {
 		TLSOpts:       tlsOpts,
 	}
 	if rc.secureMetrics {
-		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		metricsOpts.FilterProvider = metricsauth.New
 	}
 	if rc.metricsCertDir != "" {
 		// controller-runtime falls back to a self-signed certificate when the files are

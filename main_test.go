@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"go.uber.org/zap/zapcore"
@@ -20,5 +22,41 @@ func TestCapVerbosityNeverReachesRequestBodies(t *testing.T) {
 	}
 	if !capVerbosity(nil, true, maxVerbosity).Enabled(zapcore.DebugLevel) {
 		t.Fatal("development mode defaults to debug")
+	}
+}
+
+func TestMemoryLimitFollowsTheContainerLimit(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	v2 := write("memory.max", "268435456\n")
+	unlimited := write("memory.max.unlimited", "max\n")
+	v1Unlimited := write("memory.limit_in_bytes", "9223372036854771712\n")
+	missing := filepath.Join(dir, "absent")
+	noEnv := func(string) string { return "" }
+
+	if got, _ := memoryLimit(0.9, noEnv, []string{missing, v2}); got != 241591910 {
+		t.Fatalf("90%% of 256 MiB: got %d", got)
+	}
+	for name, tc := range map[string]struct {
+		ratio  float64
+		getenv func(string) string
+		files  []string
+	}{
+		"GOMEMLIMIT set":       {0.9, func(k string) string { return map[string]string{"GOMEMLIMIT": "100MiB"}[k] }, []string{v2}},
+		"ratio 0: off":         {0, noEnv, []string{v2}},
+		"ratio above 1":        {1.5, noEnv, []string{v2}},
+		"no limit (v2 max)":    {0.9, noEnv, []string{unlimited, v2}},
+		"no limit (v1 2^63)":   {0.9, noEnv, []string{v1Unlimited}},
+		"no cgroup file found": {0.9, noEnv, []string{missing}},
+	} {
+		if got, _ := memoryLimit(tc.ratio, tc.getenv, tc.files); got != 0 {
+			t.Errorf("%s: got limit %d, want none", name, got)
+		}
 	}
 }

@@ -34,9 +34,9 @@ type Connector struct {
 	// Live reads ServiceAccounts (their annotations carry the client and tenant ids, at most once
 	// per SARefresh) and the data of credential Secrets (only when their resourceVersion changed).
 	Live client.Reader
-	// SecretMeta reads the metadata of Secrets from a metadata-only cache (see
-	// NewSecretMetadataCache). nil: credential Secrets are read with Live on every use.
-	SecretMeta  client.Reader
+	// SecretMeta reads the metadata of credential Secrets (see CredentialWatches). nil:
+	// credential Secrets are read with Live on every use.
+	SecretMeta  SecretMetaReader
 	Tokens      credentials.TokenRequester
 	Credentials *credentials.Cache
 	Clients     *keyvault.ClientCache

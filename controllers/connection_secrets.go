@@ -21,9 +21,10 @@ import (
 // vaultsync.io/managed=true), so credential Secrets are not in it, and the user is not asked to
 // label them. Instead:
 //
-//   - a metadata-only informer watches Secrets (no data, managed fields stripped: a few hundred
-//     bytes per Secret), so a change or deletion of a credential Secret is seen at once and its
-//     resourceVersion can be read without calling the API server;
+//   - a metadata-only watch of each credential Secret, by name, starts when a connection first
+//     reads it (credential_watch.go), so a change or deletion of a credential Secret is seen at
+//     once and its resourceVersion can be read without calling the API server, while the other
+//     Secrets of the cluster cost nothing;
 //   - the data of a credential Secret is read with the uncached client only when its
 //     resourceVersion differs from the one read last, and kept in memory only for the Secrets
 //     that connections name (bounded by maxMaterial);
@@ -48,21 +49,6 @@ func newSecretMetadata() *metav1.PartialObjectMetadata {
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(secretGVK)
 	return m
-}
-
-// secretExists answers from the metadata cache of every Secret whether one
-// exists (see secrets.Writer.Exists); nil without a cache.
-func secretExists(meta client.Reader) func(ctx context.Context, namespace, name string) (bool, error) {
-	if meta == nil {
-		return nil
-	}
-	return func(ctx context.Context, namespace, name string) (bool, error) {
-		err := meta.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, newSecretMetadata())
-		if apierrors.IsNotFound(err) {
-			return false, nil
-		}
-		return err == nil, err
-	}
 }
 
 // secretResourceVersion returns the resourceVersion of a Secret from the metadata cache, "" when

@@ -10,7 +10,6 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -18,7 +17,6 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 )
@@ -33,42 +31,10 @@ const (
 	indexCredentialSecrets = "vaultsync.io/credentialSecrets" //nolint:gosec // G101: a field-index name, not a credential
 )
 
-// secretMetadataCache is a cache of Secret metadata only. GetCache puts it into the manager's
-// cache group, so it starts (and syncs) before the controllers.
-type secretMetadataCache struct{ cache.Cache }
-
-// GetCache returns the cache itself.
-func (c secretMetadataCache) GetCache() cache.Cache { return c.Cache }
-
-// NewSecretMetadataCache creates the metadata-only cache of Secrets (in namespaces, or all when
-// empty) and adds it to the manager. See connection_secrets.go for why it exists.
-func NewSecretMetadataCache(mgr ctrl.Manager, namespaces []string) (cache.Cache, error) {
-	opts := cache.Options{
-		HTTPClient:       mgr.GetHTTPClient(),
-		Scheme:           mgr.GetScheme(),
-		Mapper:           mgr.GetRESTMapper(),
-		DefaultTransform: keepIdentityOnly,
-	}
-	if len(namespaces) > 0 {
-		opts.DefaultNamespaces = map[string]cache.Config{}
-		for _, ns := range namespaces {
-			opts.DefaultNamespaces[ns] = cache.Config{}
-		}
-	}
-	c, err := cache.New(mgr.GetConfig(), opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := mgr.Add(secretMetadataCache{c}); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-// keepIdentityOnly reduces a Secret's metadata to what the connections need
-// (namespace, name, uid, resourceVersion). Annotations go too: kubectl's
-// last-applied-configuration annotation holds a whole Secret, data included,
-// and must never sit in the operator's memory for Secrets it does not use.
+// keepIdentityOnly reduces a credential Secret's metadata to what the
+// connections need (namespace, name, uid, resourceVersion). Annotations go
+// too: kubectl's last-applied-configuration annotation holds a whole Secret,
+// data included.
 func keepIdentityOnly(obj any) (any, error) {
 	m, ok := obj.(*metav1.PartialObjectMetadata)
 	if !ok {
@@ -116,7 +82,6 @@ func registerIndexes(ctx context.Context, mgr ctrl.Manager) error {
 // namespace (allowedNamespaces.selector), and its credential Secrets.
 func (c *Connector) vaultSecretWatches(mgr ctrl.Manager, bld *builder.Builder) *builder.Builder {
 	cl := mgr.GetClient()
-	secretMeta, _ := c.SecretMeta.(cache.Cache)
 	bld = bld.
 		Watches(&v1alpha1.VaultConnection{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return vaultSecretsUsing(ctx, cl, o.GetNamespace(), string(v1alpha1.KindVaultConnection)+"/"+o.GetName())
@@ -131,27 +96,19 @@ func (c *Connector) vaultSecretWatches(mgr ctrl.Manager, bld *builder.Builder) *
 			return vaultSecretsUsing(ctx, cl, o.GetName(), string(v1alpha1.KindClusterVaultConnection))
 		}), builder.WithPredicates(labelsChanged()))
 	}
-	if secretMeta == nil {
+	watches, _ := c.SecretMeta.(*CredentialWatches)
+	if watches == nil {
 		return bld
 	}
-	return bld.WatchesRawSource(source.Kind(secretMeta, newSecretMetadata(),
-		handler.TypedFuncs[*metav1.PartialObjectMetadata, reconcile.Request]{
-			CreateFunc: func(ctx context.Context, e event.TypedCreateEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-				enqueue(q, c.dependentsOfSecret(ctx, cl, e.Object))
-			},
-			UpdateFunc: func(ctx context.Context, e event.TypedUpdateEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-				if e.ObjectOld.ResourceVersion == e.ObjectNew.ResourceVersion {
-					return // a resync
-				}
-				// The next read sees the new resourceVersion, reads the data again and drops
-				// the credential when the material changed (not for a label edit).
-				enqueue(q, c.dependentsOfSecret(ctx, cl, e.ObjectNew))
-			},
-			DeleteFunc: func(ctx context.Context, e event.TypedDeleteEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-				c.ForgetSecret(e.Object.Namespace, e.Object.Name)
-				enqueue(q, c.dependentsOfSecret(ctx, cl, e.Object))
-			},
-		}))
+	return bld.WatchesRawSource(credentialSource{watches: watches,
+		fn: func(ctx context.Context, m *metav1.PartialObjectMetadata, ev secretEvent) []reconcile.Request {
+			if ev == secretDeleted {
+				c.ForgetSecret(m.Namespace, m.Name)
+			}
+			// Otherwise the next read sees the new resourceVersion, reads the data again and
+			// drops the credential when the material changed (not for a label edit).
+			return c.dependentsOfSecret(ctx, cl, m)
+		}})
 }
 
 // dependentsOfSecret lists the VaultSecrets that read a credential Secret, inline or through a
@@ -219,7 +176,6 @@ func labelsChanged() predicate.Predicate {
 // setupConnections registers the indexes and the VaultConnection and ClusterVaultConnection
 // controllers.
 func setupConnections(ctx context.Context, mgr ctrl.Manager, c *Connector, o Options) error {
-	secretMeta, _ := c.SecretMeta.(cache.Cache)
 	if err := registerIndexes(ctx, mgr); err != nil {
 		return err
 	}
@@ -232,17 +188,12 @@ func setupConnections(ctx context.Context, mgr ctrl.Manager, c *Connector, o Opt
 		Named("vaultconnection").
 		For(&v1alpha1.VaultConnection{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controller.Options{RateLimiter: limiter()})
-	if secretMeta != nil {
+	if watches, _ := c.SecretMeta.(*CredentialWatches); watches != nil {
 		cl := mgr.GetClient()
-		bld = bld.WatchesRawSource(source.Kind(secretMeta, newSecretMetadata(),
-			handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
-				return connectionsUsingSecret(ctx, cl, s)
-			}),
-			predicate.TypedFuncs[*metav1.PartialObjectMetadata]{
-				UpdateFunc: func(e event.TypedUpdateEvent[*metav1.PartialObjectMetadata]) bool {
-					return e.ObjectOld.ResourceVersion != e.ObjectNew.ResourceVersion
-				},
-			}))
+		bld = bld.WatchesRawSource(credentialSource{watches: watches,
+			fn: func(ctx context.Context, m *metav1.PartialObjectMetadata, _ secretEvent) []reconcile.Request {
+				return connectionsUsingSecret(ctx, cl, m)
+			}})
 	}
 	if err := bld.Complete(vc); err != nil {
 		return err

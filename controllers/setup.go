@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -154,14 +155,52 @@ func AddToScheme(s *runtime.Scheme) error {
 	return v1alpha1.AddToScheme(s)
 }
 
-// RestrictCache limits the manager's Secret cache to managed Secrets.
+// RestrictCache limits the manager's Secret cache to managed Secrets and
+// keeps out of the cache what the controllers never read: the field sets of
+// managedFields (only who wrote a Secret last, and when, is kept: see
+// notOwnSecretWrite) and kubectl's last-applied-configuration annotation,
+// which holds a whole copy of the object (of a Secret, its data).
 func RestrictCache(o *cache.Options) {
 	if o.ByObject == nil {
 		o.ByObject = map[client.Object]cache.ByObject{}
 	}
 	o.ByObject[&corev1.Secret{}] = cache.ByObject{
-		Label: labels.SelectorFromSet(labels.Set{secrets.LabelManaged: "true"}),
+		Label:     labels.SelectorFromSet(labels.Set{secrets.LabelManaged: "true"}),
+		Transform: trimSecret,
 	}
+	if o.DefaultTransform == nil {
+		o.DefaultTransform = dropManagedFields
+	}
+}
+
+// dropManagedFields removes managedFields from a cached object. An object
+// sent back with no managedFields (an update built from the cached copy)
+// leaves the server's untouched.
+func dropManagedFields(obj any) (any, error) {
+	if m, ok := obj.(metav1.Object); ok {
+		m.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
+// trimSecret keeps of a cached Secret's managedFields only the writers and
+// times, and drops the last-applied-configuration annotation. Cached Secrets
+// are never sent back: the writer applies, creates and patches from what it
+// builds.
+func trimSecret(obj any) (any, error) {
+	s, ok := obj.(*corev1.Secret)
+	if !ok {
+		return obj, nil
+	}
+	if len(s.ManagedFields) > 0 {
+		trimmed := make([]metav1.ManagedFieldsEntry, len(s.ManagedFields))
+		for i, f := range s.ManagedFields {
+			trimmed[i] = metav1.ManagedFieldsEntry{Manager: f.Manager, Operation: f.Operation, Time: f.Time, Subresource: f.Subresource}
+		}
+		s.ManagedFields = trimmed
+	}
+	delete(s.Annotations, corev1.LastAppliedConfigAnnotation)
+	return s, nil
 }
 
 // Setup registers every controller with the manager.
@@ -181,14 +220,19 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Budget:        keyvault.NewBudget(keyvault.BudgetOptions{Requests: o.VaultRequests, Interval: o.VaultInterval}),
 		Coalescer:     keyvault.NewCoalescer(o.CoalesceWindow),
 	}
-	secretMeta, err := NewSecretMetadataCache(mgr, o.WatchNamespaces)
+	metaClient, err := metadata.NewForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())
 	if err != nil {
+		return err
+	}
+	credWatches := NewCredentialWatches(metaClient)
+	credWatches.names = credentialSecretNamed(mgr.GetClient(), o.VaultPushSecrets)
+	if err := mgr.Add(credWatches); err != nil {
 		return err
 	}
 	connector := &Connector{
 		Client:      mgr.GetClient(),
 		Live:        mgr.GetAPIReader(),
-		SecretMeta:  secretMeta,
+		SecretMeta:  credWatches,
 		Tokens:      credentials.NewKubeTokenRequester(cs),
 		Credentials: credentials.NewCache(credentials.DefaultCacheSize).WithObserver(m),
 		Clients:     keyvault.NewClientCache(keyvault.DefaultClientCacheSize, kvOpts),
@@ -216,14 +260,14 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		if err != nil {
 			return err
 		}
-		if err := setupVaultPushSecrets(context.Background(), mgr, connector, secretMeta, o, id); err != nil {
+		if err := setupVaultPushSecrets(context.Background(), mgr, connector, credWatches, o, id); err != nil {
 			return err
 		}
 	}
 	r := &VaultSecretReconciler{
 		Client: mgr.GetClient(),
 		Writer: &secrets.Writer{Client: mgr.GetClient(), Live: mgr.GetAPIReader(),
-			Exists: secretExists(secretMeta), MergeOwnerExists: vaultSecretExists(mgr.GetClient())},
+			MergeOwnerExists: vaultSecretExists(mgr.GetClient())},
 		Vaults:   connector,
 		Recorder: mgr.GetEventRecorder("vaultsync"),
 		HashKey:  o.HashKey,

@@ -74,13 +74,16 @@ func (c *Connector) ForPush(ctx context.Context, ps *v1alpha1.VaultPushSecret) (
 //
 // It runs only with --vault-push-secrets: it needs to read the data of Secrets that are not
 // managed by vaultsync, which it does with direct GETs of the one Secret each VaultPushSecret
-// names (never a cache of every Secret's data), woken by the metadata-only Secret informer.
+// names (never a cache of any Secret's data), woken by a metadata-only watch of that Secret.
 type VaultPushSecretReconciler struct {
 	Client client.Client
 	// Live reads the source Secret from the API server (it is not in the manager's cache).
-	Live     client.Reader
-	Vaults   PushVaults
-	Recorder events.EventRecorder
+	Live client.Reader
+	// SourceWatch, when set, watches the source Secret by name (metadata only) from the first
+	// reconcile on, so that an edit, a deletion or a late creation wakes the VaultPushSecret.
+	SourceWatch SecretMetaReader
+	Vaults      PushVaults
+	Recorder    events.EventRecorder
 	// HashKey is the installation's HMAC key: the vaultsync-data-hmac tag is an HMAC under it.
 	HashKey []byte
 	// ClusterID is the first part of the vaultsync-owner tag.
@@ -123,8 +126,16 @@ func (r *VaultPushSecretReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	owner := push.Owner(r.ClusterID, ps.Namespace, ps.Name)
 	ps.Status.Owner = owner
 
+	srcKey := client.ObjectKey{Namespace: ps.Namespace, Name: ps.Spec.SecretRef.Name}
+	if r.SourceWatch != nil {
+		// Starts the watch of the source Secret (its answer is not needed: the data is read
+		// live below). A failure only delays the wake-up to the next refresh.
+		if err := r.SourceWatch.Get(ctx, srcKey, newSecretMetadata()); err != nil && !apierrors.IsNotFound(err) {
+			logf.FromContext(ctx).V(1).Info("watching the source Secret", "error", err.Error())
+		}
+	}
 	src := &corev1.Secret{}
-	if err := r.Live.Get(ctx, client.ObjectKey{Namespace: ps.Namespace, Name: ps.Spec.SecretRef.Name}, src); err != nil {
+	if err := r.Live.Get(ctx, srcKey, src); err != nil {
 		if apierrors.IsNotFound(err) {
 			return r.fail(ctx, ps, &refusedError{Reason: ReasonSourceSecretNotFound, Message: fmt.Sprintf(
 				"Secret %q does not exist in namespace %q: create it, or name another in spec.secretRef (pushed as soon as it exists)",

@@ -14,7 +14,6 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -23,7 +22,6 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 	"github.com/vaultsync/vaultsync/internal/audit"
@@ -62,9 +60,10 @@ func ResolveClusterID(ctx context.Context, c client.Reader, id string) (string, 
 }
 
 // setupVaultPushSecrets registers the VaultPushSecret controller. A VaultPushSecret wakes on its
-// spec changes and deletion, on any change of the Secrets it reads (through the metadata-only
-// informer: no Secret data is cached), and on changes of its connection.
-func setupVaultPushSecrets(ctx context.Context, mgr ctrl.Manager, c *Connector, secretMeta cache.Cache, o Options, clusterID string) error {
+// spec changes and deletion, on any change of the Secrets it reads (each watched by name,
+// metadata only, like the credential Secrets of connections: no Secret data is cached and no
+// other Secret is watched), and on changes of its connection.
+func setupVaultPushSecrets(ctx context.Context, mgr ctrl.Manager, c *Connector, watches *CredentialWatches, o Options, clusterID string) error {
 	fi := mgr.GetFieldIndexer()
 	if err := fi.IndexField(ctx, &v1alpha1.VaultPushSecret{}, indexPushSecrets, func(obj client.Object) []string {
 		ps := obj.(*v1alpha1.VaultPushSecret)
@@ -95,6 +94,9 @@ func setupVaultPushSecrets(ctx context.Context, mgr ctrl.Manager, c *Connector, 
 		Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Vaults: c,
 		Recorder: mgr.GetEventRecorder("vaultsync"), HashKey: o.HashKey, ClusterID: clusterID, Metrics: metrics.Shared(),
 	}
+	if watches != nil {
+		r.SourceWatch = watches
+	}
 	cl := mgr.GetClient()
 	bld := ctrl.NewControllerManagedBy(mgr).
 		Named("vaultpushsecret").
@@ -113,23 +115,18 @@ func setupVaultPushSecrets(ctx context.Context, mgr ctrl.Manager, c *Connector, 
 			return pushSecretsByIndex(ctx, cl, obj.GetName(), indexPushConnectionRef, string(v1alpha1.KindClusterVaultConnection))
 		}), builder.WithPredicates(labelsChanged()))
 	}
-	if secretMeta != nil {
-		bld = bld.WatchesRawSource(source.Kind(secretMeta, newSecretMetadata(),
-			handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
+	if watches != nil {
+		bld = bld.WatchesRawSource(credentialSource{watches: watches,
+			fn: func(ctx context.Context, m *metav1.PartialObjectMetadata, _ secretEvent) []reconcile.Request {
 				// The Secret pushed, a credential Secret of an inline vault, or one of a
 				// VaultConnection of the namespace.
-				reqs := pushSecretsByIndex(ctx, cl, s.Namespace, indexPushSecrets, s.Name)
-				for _, vc := range connectionsUsingSecret(ctx, cl, s) {
+				reqs := pushSecretsByIndex(ctx, cl, m.Namespace, indexPushSecrets, m.Name)
+				for _, vc := range connectionsUsingSecret(ctx, cl, m) {
 					reqs = append(reqs, pushSecretsByIndex(ctx, cl, vc.Namespace, indexPushConnectionRef,
 						string(v1alpha1.KindVaultConnection)+"/"+vc.Name)...)
 				}
 				return reqs
-			}),
-			predicate.TypedFuncs[*metav1.PartialObjectMetadata]{
-				UpdateFunc: func(e event.TypedUpdateEvent[*metav1.PartialObjectMetadata]) bool {
-					return e.ObjectOld.ResourceVersion != e.ObjectNew.ResourceVersion
-				},
-			}))
+			}})
 	}
 	return bld.WithOptions(controller.Options{
 		MaxConcurrentReconciles: max(1, o.MaxConcurrentReconciles/4),

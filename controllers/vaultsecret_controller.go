@@ -107,7 +107,7 @@ func (r *VaultSecretReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 	}()
 
-	existing, err := r.Writer.Get(ctx, vs.Namespace, vs.TargetName())
+	existing, err := r.target(ctx, vs)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("reading target Secret: %w", err)
 	}
@@ -138,6 +138,10 @@ func (r *VaultSecretReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		// The user asked for what the vault holds now: no result remembered
 		// from another VaultSecret's fetch a moment ago.
 		ctx = keyvault.WithFresh(ctx)
+	} else if at, ok := requestedAt(vs, why); ok {
+		// Created together, or due on the same refresh slot: one read serves
+		// them all, however long the queue takes to reach each.
+		ctx = keyvault.WithRequestTime(ctx, at)
 	}
 	start := time.Now()
 	res, attempted, err := r.sync(ctx, vs, existing, now)
@@ -200,6 +204,12 @@ func (r *VaultSecretReconciler) wakeAfter(vs *v1alpha1.VaultSecret, now time.Tim
 	return next
 }
 
+// Reasons syncDue gives that decide how old a shared Key Vault result may be.
+const (
+	whySpecChanged = "spec changed"
+	whyRefreshDue  = "refresh interval elapsed"
+)
+
 // syncDue decides whether Key Vault must be read now, and whether the read
 // must bypass results shared between VaultSecrets. It never is due for a
 // VaultSecret that is up to date, so operator restarts and unrelated events
@@ -214,7 +224,7 @@ func (r *VaultSecretReconciler) syncDue(ctx context.Context, vs *v1alpha1.VaultS
 	case vs.Status.ObservedGeneration != vs.Generation || ready == nil:
 		// A new VaultSecret may share a result another one fetched within
 		// the coalescing window; a changed spec reads afresh.
-		return true, "spec changed", vs.Status.ObservedGeneration != 0 || ready != nil
+		return true, whySpecChanged, vs.Status.ObservedGeneration != 0 || ready != nil
 	case vs.Annotations[v1alpha1.AnnotationForceSync] != vs.Status.LastForceSync:
 		return true, "force-sync requested", true
 	case ready.Status != metav1.ConditionTrue:
@@ -230,9 +240,38 @@ func (r *VaultSecretReconciler) syncDue(ctx context.Context, vs *v1alpha1.VaultS
 	case vs.Status.NextSyncTime == nil:
 		return vs.RefreshIntervalOrDefault() > 0, "no sync scheduled", false
 	case !now.Before(vs.Status.NextSyncTime.Time):
-		return true, "refresh interval elapsed", false
+		return true, whyRefreshDue, false
 	}
 	return false, "", false
+}
+
+// target returns the VaultSecret's Secret (nil: none). A VaultSecret that
+// owns its Secret and has never written it answers from the cache alone: a
+// Secret of that name that vaultsync does not manage (the cache never holds
+// one) makes the writer's create fail, and the writer then reads it and
+// refuses it (TargetConflict). Once a conflict was seen, or once the
+// VaultSecret has written its Secret, a cache miss reads live, so a conflict,
+// or a Secret deleted or unlabelled by hand, is seen before Key Vault is read.
+func (r *VaultSecretReconciler) target(ctx context.Context, vs *v1alpha1.VaultSecret) (*corev1.Secret, error) {
+	ready := meta.FindStatusCondition(vs.Status.Conditions, v1alpha1.ConditionReady)
+	conflict := ready != nil && ready.Reason == ReasonTargetConflict
+	if vs.Status.DataHash == "" && !conflict && vs.CreationPolicyOrDefault() != v1alpha1.CreationPolicyMerge {
+		return r.Writer.Cached(ctx, vs.Namespace, vs.TargetName())
+	}
+	return r.Writer.Get(ctx, vs.Namespace, vs.TargetName())
+}
+
+// requestedAt is when a sync that syncDue found due (for the reason why)
+// was asked for, if earlier than the reconcile: a new VaultSecret's
+// creation, or the refresh slot that fell due.
+func requestedAt(vs *v1alpha1.VaultSecret, why string) (time.Time, bool) {
+	switch {
+	case why == whySpecChanged && vs.Status.ObservedGeneration == 0:
+		return vs.CreationTimestamp.Time, !vs.CreationTimestamp.IsZero()
+	case why == whyRefreshDue && vs.Status.NextSyncTime != nil:
+		return vs.Status.NextSyncTime.Time, true
+	}
+	return time.Time{}, false
 }
 
 // drifted reports whether the Secret no longer holds what was last written.

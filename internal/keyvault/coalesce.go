@@ -11,6 +11,9 @@ const (
 	DefaultCoalesceWindow     = 2 * time.Second
 	DefaultCoalesceMaxEntries = 10000
 	DefaultCoalesceMaxCall    = 2 * time.Minute
+	// DefaultCoalesceMaxAge bounds how old a remembered result handed to a request made
+	// in the past (WithRequestTime) may be, however long a burst of such requests lasts.
+	DefaultCoalesceMaxAge = 5 * time.Minute
 )
 
 // CoalescerStats are the Coalescer's counters.
@@ -38,10 +41,18 @@ type coalesceKey struct {
 // Coalescer single-flights identical fetches and reuses successful results for a short window.
 // Errors are shared with the callers waiting at that moment but never remembered. It is safe for
 // concurrent use; share one per process.
+//
+// A result answers a fetch when it was fetched at most one window before the fetch's request
+// time: now, or the earlier instant WithRequestTime names (a VaultSecret's creation, the refresh
+// slot that fell due). Requests made at the same instant are thus answered by one read however
+// long the queue of their syncs takes to drain, and none gets a value older than a read at its
+// request time would have been, less the window. A result stays remembered while it keeps being
+// used (until one window after its last use) and at most DefaultCoalesceMaxAge after its fetch.
 type Coalescer struct {
 	window     time.Duration
 	maxEntries int
 	maxCall    time.Duration
+	maxAge     time.Duration
 	clock      clock
 
 	mu        sync.Mutex
@@ -57,11 +68,19 @@ type flight struct {
 	err     error
 	waiters int
 	cancel  context.CancelFunc
+	// started is when the call began: the result reflects the vault at or after it.
+	started time.Time
 }
 
 type remembered struct {
 	val     any
-	expires time.Time
+	fetched time.Time
+	used    time.Time
+}
+
+// expired reports whether r may be dropped at now.
+func (c *Coalescer) expired(r remembered, now time.Time) bool {
+	return !now.Before(r.used.Add(c.window)) || !now.Before(r.fetched.Add(c.maxAge))
 }
 
 // NewCoalescer returns a Coalescer that reuses successful results for window (use
@@ -75,6 +94,7 @@ func NewCoalescer(window time.Duration) *Coalescer {
 		window:     window,
 		maxEntries: DefaultCoalesceMaxEntries,
 		maxCall:    DefaultCoalesceMaxCall,
+		maxAge:     max(DefaultCoalesceMaxAge, window),
 		clock:      realClock{},
 		inflight:   map[coalesceKey]*flight{},
 		recent:     map[coalesceKey]remembered{},
@@ -103,12 +123,17 @@ func (c *Coalescer) do(ctx context.Context, key coalesceKey, fn func(context.Con
 	c.mu.Lock()
 	now := c.clock.Now()
 	if r, ok := c.recent[key]; ok {
-		if now.Before(r.expires) && !IsFresh(ctx) {
+		switch {
+		case c.expired(r, now), IsFresh(ctx):
+			// A fresh read replaces what is remembered: callers meanwhile join it.
+			delete(c.recent, key)
+		case !r.fetched.Before(requestTime(ctx, now).Add(-c.window)):
+			r.used = now
+			c.recent[key] = r
 			c.stats.Reused++
 			c.mu.Unlock()
 			return r.val, nil
 		}
-		delete(c.recent, key)
 	}
 	if f, ok := c.inflight[key]; ok {
 		f.waiters++
@@ -117,7 +142,7 @@ func (c *Coalescer) do(ctx context.Context, key coalesceKey, fn func(context.Con
 		return c.wait(ctx, key, f)
 	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.maxCall)
-	f := &flight{done: make(chan struct{}), waiters: 1, cancel: cancel}
+	f := &flight{done: make(chan struct{}), waiters: 1, cancel: cancel, started: now}
 	c.inflight[key] = f
 	c.stats.Calls++
 	c.mu.Unlock()
@@ -131,7 +156,7 @@ func (c *Coalescer) do(ctx context.Context, key coalesceKey, fn func(context.Con
 			delete(c.inflight, key)
 			if err == nil && c.window > 0 {
 				now := c.clock.Now()
-				c.recent[key] = remembered{val: val, expires: now.Add(c.window)}
+				c.recent[key] = remembered{val: val, fetched: f.started, used: now}
 				c.prune(now)
 			}
 		}
@@ -167,7 +192,7 @@ func (c *Coalescer) prune(now time.Time) {
 	}
 	c.lastPrune = now
 	for k, r := range c.recent {
-		if !now.Before(r.expires) {
+		if c.expired(r, now) {
 			delete(c.recent, k)
 		}
 	}

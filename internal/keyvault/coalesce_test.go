@@ -226,3 +226,87 @@ func TestCoalescerBoundsMemory(t *testing.T) {
 	co.Forget()
 	g.Expect(co.Stats().Entries).To(BeZero())
 }
+
+// A burst of requests made at one instant (VaultSecrets created together, or
+// due on one refresh slot) is answered by one read however long it lasts,
+// while a request made later still needs a result from its own window.
+func TestCoalescerRequestTimeSharesOneReadAcrossABurst(t *testing.T) {
+	g := NewWithT(t)
+	clk := newFakeClock()
+	co := NewCoalescer(2 * time.Second)
+	co.clock = clk
+	var calls atomic.Int64
+	fetch := func(context.Context) (any, error) { return calls.Add(1), nil }
+	key := coalesceKey{vault: "v", identity: "i", typ: "secret", name: "n"}
+	slot := clk.Now()
+	atSlot := WithRequestTime(context.Background(), slot)
+
+	// 60 s of syncs requested at the slot, one every second: one read.
+	for range 60 {
+		v, err := co.do(atSlot, key, fetch)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(v).To(Equal(int64(1)))
+		clk.Advance(time.Second)
+	}
+	g.Expect(calls.Load()).To(Equal(int64(1)))
+
+	// A request made now (no request time, or a later one) reads again.
+	v, _ := co.do(context.Background(), key, fetch)
+	g.Expect(v).To(Equal(int64(2)))
+	v, _ = co.do(WithRequestTime(context.Background(), slot.Add(time.Minute)), key, fetch)
+	g.Expect(v).To(Equal(int64(2)))
+	// A request time in the future counts as now.
+	clk.Advance(3 * time.Second)
+	v, _ = co.do(WithRequestTime(context.Background(), clk.Now().Add(time.Hour)), key, fetch)
+	g.Expect(v).To(Equal(int64(3)))
+	// A fresh read ignores the request time.
+	v, _ = co.do(WithFresh(WithRequestTime(context.Background(), slot)), key, fetch)
+	g.Expect(v).To(Equal(int64(4)))
+}
+
+// An unused result goes one window after its last use, and a used one at
+// DefaultCoalesceMaxAge after its read: a long-past request time never gets
+// an older value than that.
+func TestCoalescerRequestTimeIsBounded(t *testing.T) {
+	g := NewWithT(t)
+	clk := newFakeClock()
+	co := NewCoalescer(2 * time.Second)
+	co.clock = clk
+	var calls atomic.Int64
+	fetch := func(context.Context) (any, error) { return calls.Add(1), nil }
+	key := coalesceKey{vault: "v", identity: "i", typ: "secret", name: "n"}
+	long := WithRequestTime(context.Background(), clk.Now().Add(-time.Hour))
+
+	_, _ = co.do(long, key, fetch)
+	clk.Advance(2 * time.Second) // not used for a window: gone
+	v, _ := co.do(long, key, fetch)
+	g.Expect(v).To(Equal(int64(2)))
+	for end := clk.Now().Add(DefaultCoalesceMaxAge); clk.Now().Before(end); {
+		clk.Advance(time.Second)
+		_, _ = co.do(long, key, fetch)
+	}
+	// Kept alive by use, but read again once it is DefaultCoalesceMaxAge old.
+	g.Expect(calls.Load()).To(Equal(int64(3)))
+	g.Expect(co.Stats().Entries).To(Equal(1))
+}
+
+// Sharing across a burst never crosses identities: the same object read by
+// two identities at the same request time costs two reads.
+func TestCoalescerRequestTimeKeepsIdentitiesApart(t *testing.T) {
+	g := NewWithT(t)
+	clk := newFakeClock()
+	co := NewCoalescer(2 * time.Second)
+	co.clock = clk
+	at := WithRequestTime(context.Background(), clk.Now())
+	read := func(who string) func(context.Context) (any, error) {
+		return func(context.Context) (any, error) { return who, nil }
+	}
+	for range 10 {
+		a, _ := co.do(at, coalesceKey{vault: "v", identity: "ns-a/sa", typ: "secret", name: "n"}, read("a"))
+		b, _ := co.do(at, coalesceKey{vault: "v", identity: "ns-b/sa", typ: "secret", name: "n"}, read("b"))
+		g.Expect(a).To(Equal("a"))
+		g.Expect(b).To(Equal("b"))
+		clk.Advance(time.Second)
+	}
+	g.Expect(co.Stats().Calls).To(Equal(int64(2)))
+}

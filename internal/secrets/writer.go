@@ -166,7 +166,7 @@ func CheckOwnership(existing *corev1.Secret, owner Owner, policy Policy) error {
 		return nil
 	}
 	got := existing.Annotations[AnnotationOwner]
-	if existing.Labels[LabelManaged] != "true" || got == "" {
+	if (existing.Labels[LabelManaged] != "true" && !unlabelledOwn(existing, owner, policy)) || got == "" {
 		return fmt.Errorf("%w: Secret %q exists and is not managed by vaultsync", ErrConflict, existing.Name)
 	}
 	if got != owner.Key() {
@@ -178,6 +178,41 @@ func CheckOwnership(existing *corev1.Secret, owner Owner, policy Policy) error {
 		}
 	}
 	return nil
+}
+
+// unlabelledOwn reports whether a Secret without the managed label is still
+// one this owner wrote under PolicyOwner: it names the owner in its annotation
+// and is controlled by the owner's very object (UID). Someone removed the
+// label by hand; the next write puts it back. Without the controller
+// reference (PolicyOrphan) the annotation alone proves nothing, and the
+// Secret stays a conflict.
+func unlabelledOwn(existing *corev1.Secret, owner Owner, policy Policy) bool {
+	if policy != PolicyOwner || existing.Annotations[AnnotationOwner] != owner.Key() {
+		return false
+	}
+	for _, ref := range existing.OwnerReferences {
+		if ref.Controller != nil && *ref.Controller && ref.UID == owner.UID && ref.Kind == owner.Kind {
+			return true
+		}
+	}
+	return false
+}
+
+// Cached returns the target Secret as the cache sees it, nil when the cache
+// does not hold it: absent, or a Secret vaultsync does not manage (which the
+// cache never holds). A caller that writes after Cached relies on Apply's
+// create, which fails on a name already taken and then reads and refuses a
+// Secret that is not its own.
+func (w *Writer) Cached(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	var s corev1.Secret
+	err := w.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &s)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &s, nil
 }
 
 // Apply writes the desired Secret unless existing already matches it.

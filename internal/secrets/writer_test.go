@@ -42,6 +42,12 @@ func TestCheckOwnership(t *testing.T) {
 		Annotations: map[string]string{AnnotationMergePrefix + "db": "a,b"}}}
 	recreated := managed(nil)
 	recreated.OwnerReferences[0].UID = "uid-old"
+	unlabelled := managed(nil) // the managed label removed by hand
+	delete(unlabelled.Labels, LabelManaged)
+	unlabelledOrphan := unlabelled.DeepCopy()
+	unlabelledOrphan.OwnerReferences = nil
+	unlabelledOther := unlabelled.DeepCopy()
+	unlabelledOther.OwnerReferences[0].UID = "uid-old"
 	tests := []struct {
 		name     string
 		existing *corev1.Secret
@@ -55,6 +61,10 @@ func TestCheckOwnership(t *testing.T) {
 		{"unmanaged secret, orphan", unmanaged, PolicyOrphan, ErrConflict},
 		{"another VaultSecret's secret", other, PolicyOwner, ErrConflict},
 		{"controlled by an older VaultSecret of the same name", recreated, PolicyOwner, ErrConflict},
+		{"own secret whose label was removed by hand", unlabelled, PolicyOwner, nil},
+		{"unlabelled, no controller reference: the annotation alone proves nothing", unlabelledOrphan, PolicyOrphan, ErrConflict},
+		{"unlabelled, controlled by an older VaultSecret of the same name", unlabelledOther, PolicyOwner, ErrConflict},
+		{"unlabelled secret is not merged into as if it were managed", unlabelled, PolicyMerge, ErrMergeNotAllowed},
 		{"merge into an unmanaged secret that does not allow it", unmanaged, PolicyMerge, ErrMergeNotAllowed},
 		{"merge into a secret that allows this VaultSecret", allowing("other, db"), PolicyMerge, nil},
 		{"merge into a secret that allows any VaultSecret", allowing("*"), PolicyMerge, nil},

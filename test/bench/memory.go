@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -147,6 +148,9 @@ func (m *binaryManager) waitReconciled(n int, timeout time.Duration) error {
 
 const mib = 1 << 20
 
+// restartRepeats is how many restarts each restart figure of the memory section takes the median of.
+const restartRepeats = 3
+
 // memory runs the manager binary and reads its peak RSS (VmHWM): during the
 // first sync of n VaultSecrets, on a restart with them synced, and on a
 // restart after many unrelated 100 KB Secrets were added to the cluster.
@@ -182,7 +186,10 @@ func (b *bench) memory(ctx context.Context) error {
 		return err
 	}
 	url := b.env.VaultURL("bench")
-	if err := b.createVaultSecrets(ctx, ns, n, func(int) v1alpha1.VaultSecretSpec { return vsSpec(url, refreshInterval, sharedSecrets...) }); err != nil {
+	// An interval longer than the scenario: every restart below finds the same 1,000 up-to-date
+	// VaultSecrets, none of them due for a refresh (with 1m, the restarts after the minute spent
+	// creating unrelated Secrets refreshed all of them, and their peaks compared more work).
+	if err := b.createVaultSecrets(ctx, ns, n, func(int) v1alpha1.VaultSecretSpec { return vsSpec(url, time.Hour, sharedSecrets...) }); err != nil {
 		m.stop()
 		return err
 	}
@@ -197,7 +204,7 @@ func (b *bench) memory(ctx context.Context) error {
 	b.t.check(fmt.Sprintf("manager binary peak RSS, first sync of %d VaultSecrets", n), fmt.Sprintf("%.1f MiB", float64(hwmFirst)/mib), "≤ 60 MiB",
 		hwmFirst <= 60*mib, fmt.Sprintf("RSS after %.1f MiB of which %.1f MiB anonymous (the rest is the mapped binary); heap in use %.1f MiB (VmHWM from /proc)", float64(rssFirst)/mib, float64(anonFirst)/mib, heapFirst/mib))
 
-	restart := func() (int64, int64, float64, error) {
+	restartOnce := func() (int64, int64, float64, error) {
 		m, err := b.startBinary(bin, b.log)
 		if err != nil {
 			return 0, 0, 0, err
@@ -209,12 +216,29 @@ func (b *bench) memory(ctx context.Context) error {
 		hwm, rss, _ := m.status()
 		return hwm, rss, m.metric("go_memstats_heap_inuse_bytes", ""), nil
 	}
+	// The peak of one restart varies by a few MiB with the moment the garbage collector runs in
+	// the startup burst; the median of three restarts is what the two figures compare.
+	restart := func() (int64, int64, float64, error) {
+		var hwms, rsss []int64
+		var heaps []float64
+		for range restartRepeats {
+			hwm, rss, heap, err := restartOnce()
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			hwms, rsss, heaps = append(hwms, hwm), append(rsss, rss), append(heaps, heap)
+		}
+		slices.Sort(hwms)
+		slices.Sort(rsss)
+		slices.Sort(heaps)
+		return hwms[len(hwms)/2], rsss[len(rsss)/2], heaps[len(heaps)/2], nil
+	}
 	hwmBase, rssBase, heapBase, err := restart()
 	if err != nil {
 		return err
 	}
 	b.t.info(fmt.Sprintf("manager binary peak RSS, restart with %d synced VaultSecrets", n), fmt.Sprintf("%.1f MiB", float64(hwmBase)/mib),
-		fmt.Sprintf("RSS after %.1f MiB, heap in use %.1f MiB", float64(rssBase)/mib, heapBase/mib))
+		fmt.Sprintf("median of %d restarts; RSS after %.1f MiB, heap in use %.1f MiB", restartRepeats, float64(rssBase)/mib, heapBase/mib))
 	if b.c.unrelated <= 0 {
 		return nil
 	}
@@ -240,7 +264,8 @@ func (b *bench) memory(ctx context.Context) error {
 	}
 	added := hwmUn - hwmBase
 	b.t.check(fmt.Sprintf("peak RSS added by %d unrelated 100 KB Secrets (%.0f MiB) in the cluster", b.c.unrelated, float64(b.c.unrelated*len(payload))/mib),
-		fmt.Sprintf("%+.1f MiB (%.1f → %.1f MiB)", float64(added)/mib, float64(hwmBase)/mib, float64(hwmUn)/mib), "≤ 10 MiB", added <= 10*mib,
-		fmt.Sprintf("restart with %d synced VaultSecrets; RSS after %.1f MiB, heap in use %.1f → %.1f MiB", n, float64(rssUn)/mib, heapBase/mib, heapUn/mib))
+		fmt.Sprintf("%+.1f MiB (%.1f → %.1f MiB)", float64(added)/mib, float64(hwmBase)/mib, float64(hwmUn)/mib), "≤ 2 MiB", added <= 2*mib,
+		fmt.Sprintf("restart with %d synced VaultSecrets, median of %d each; RSS after %.1f → %.1f MiB, heap in use %.1f → %.1f MiB",
+			n, restartRepeats, float64(rssBase)/mib, float64(rssUn)/mib, heapBase/mib, heapUn/mib))
 	return nil
 }

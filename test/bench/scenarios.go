@@ -208,9 +208,11 @@ func (b *bench) converge(ctx context.Context, mgr *harness.Manager, ns string, n
 		fmt.Sprintf("%d LIST, %d Secret GET, %d other GET", lists, secretGets, d.Reads("")-lists-secretGets))
 	window := controllers.DefaultOptions().CoalesceWindow
 	okGets := b.env.Emu.Count(emulator.LogFilter{Service: "keyvault", Vault: harness.Vault, Operation: "GetSecret", Status: 200, Since: start})
-	bound := len(sharedSecrets) * (int(took/window) + 1)
+	// A new VaultSecret accepts a read made up to one window before its creation (however long
+	// it waits in the queue), so the bound follows how long the creates took, not the syncs.
+	bound := len(sharedSecrets) * (int(created/window) + 1)
 	b.t.check("Key Vault GETs answered 200 during the first sync", fmt.Sprintf("%d (%d requests in all)", okGets, gets),
-		fmt.Sprintf("≤ %d: one per object per %s coalescing window", bound, window), okGets <= bound,
+		fmt.Sprintf("≤ %d: one per object per %s coalescing window of the creates", bound, window), okGets <= bound,
 		fmt.Sprintf("%d VaultSecrets × %d items = %d item reads in %.1f s", n, len(sharedSecrets), len(sharedSecrets)*n, took.Seconds()))
 	perID, maxPer := tokensByIdentity(b.env.Emu.Requests(emulator.LogFilter{Service: "entra", Operation: "Token", Since: start}))
 	b.t.check("Entra token requests per identity (first sync)", fmt.Sprintf("%d requests, %d identities, at most %d per identity", tokens, len(perID), maxPer),
