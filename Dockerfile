@@ -15,7 +15,8 @@ ARG GOFLAGS
 WORKDIR /workspace
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
-COPY main.go ./
+# Every Go file of the main package (main.go, memlimit.go, ...); the tests are not built.
+COPY *.go ./
 COPY api/ api/
 COPY controllers/ controllers/
 COPY internal/ internal/

@@ -156,12 +156,14 @@ SBOM_OUT ?= $(LOCALBIN)/manager.sbom.cdx.json
 sbom: cyclonedx-gomod ## CycloneDX SBOM (JSON) of a built manager (SBOM_BIN, default bin/manager: make build) into SBOM_OUT.
 	$(CYCLONEDX_GOMOD) bin -json -std -version v$(RELEASE_VERSION) -output $(SBOM_OUT) $(SBOM_BIN)
 
+# The release's image archive: its own file, so the dry run never replaces make image's vaultsync:dev.
+RELEASE_IMAGE_ARCHIVE ?= $(LOCALBIN)/image/vaultsync-release.tar
 .PHONY: release-dry-run
 release-dry-run: helm ## Build what a release publishes (binaries, image archive, chart, SBOM) into bin/release/<version>; pushes nothing.
 	@if [ -n "$(RELEASE_IMAGE_TARGET)" ]; then $(MAKE) --no-print-directory $(RELEASE_IMAGE_TARGET) \
-		VERSION=$(RELEASE_VERSION) IMAGE_TAG=ghcr.io/vaultsync/vaultsync:$(RELEASE_VERSION); fi
+		VERSION=$(RELEASE_VERSION) IMAGE_TAG=ghcr.io/vaultsync/vaultsync:$(RELEASE_VERSION) IMAGE_ARCHIVE=$(RELEASE_IMAGE_ARCHIVE); fi
 	VERSION=$(RELEASE_VERSION) OUT=$(RELEASE_DIR) HELM=$(HELM) \
-		IMAGE_ARCHIVE=$(if $(RELEASE_IMAGE_TARGET),$(or $(IMAGE_ARCHIVE),$(LOCALBIN)/image/vaultsync.tar)) hack/release-dry-run.sh
+		IMAGE_ARCHIVE=$(if $(RELEASE_IMAGE_TARGET),$(RELEASE_IMAGE_ARCHIVE)) hack/release-dry-run.sh
 
 ##@ Tools and control plane
 .PHONY: envtest-bins
