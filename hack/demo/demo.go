@@ -79,8 +79,9 @@ func (d *demo) run(ctx context.Context) error {
 		Binaries:  localenv.Binaries{Manager: d.managerBin, Emulator: d.emulatorBin},
 		// The demo deletes nothing: no garbage collector, so no kube-controller-manager to build or start.
 		NoGarbageCollector: true,
-		// The push of config/samples/push (the cluster id is the kube-system namespace's UID).
-		ManagerArgs: []string{"--vault-push-secrets"},
+		// The push of config/samples/push (the cluster id is the kube-system namespace's UID),
+		// and the fan-out of a certificate to labelled namespaces (fanout.go).
+		ManagerArgs: []string{"--vault-push-secrets", "--cluster-vault-secrets"},
 	}, func(title string, fn func(context.Context) (string, error)) error { return d.step(ctx, title, fn) })
 	if err != nil {
 		return err
@@ -92,7 +93,10 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.rotate(ctx, before); err != nil {
 		return err
 	}
-	return d.push(ctx)
+	if err := d.push(ctx); err != nil {
+		return err
+	}
+	return d.fanout(ctx)
 }
 
 // step prints a progress line, runs fn, says every progressEvery that it

@@ -122,6 +122,8 @@ func TestDemo(t *testing.T) {
 		"==> starting the operator", "==> applying config/samples", "==> waiting for the VaultSecrets to be Ready",
 		"==> rotating DbPassword", "==> forcing a sync of db-credentials", "==> waiting for the new version",
 		"==> pushing Secret reporting-db into Key Vault", "==> waiting for VaultPushSecret reporting-db to be Ready",
+		"==> creating namespaces [shop blog] labelled ingress=public", "==> fanning certificate web-cert out",
+		"==> waiting for ClusterVaultSecret web-tls to be Ready in every selected namespace",
 		"==> cleaning up",
 	} {
 		g.Expect(report).To(ContainSubstring(step))
@@ -145,6 +147,14 @@ func TestDemo(t *testing.T) {
 	g.Expect(report).To(MatchRegexp(`\n  secret\s+reporting-db-all\s+version [0-9a-f]{32}\n`))
 	g.Expect(report).To(MatchRegexp(`vaultsync-owner=[-0-9a-f]{36}/[^/\s]+/reporting-db,`))
 	g.Expect(report).NotTo(ContainSubstring("change-me-in-your-cluster"), "the pushed value is never printed")
+	// The fan-out: a TLS Secret of the vault's certificate in each labelled namespace, from the
+	// Key Vault requests one VaultSecret makes (one identity: the namespaces share the read).
+	g.Expect(report).To(ContainSubstring("ClusterVaultSecret web-tls: Ready=True Provisioned, 2 namespaces provisioned, 0 failed"))
+	for _, ns := range []string{"shop", "blog"} {
+		g.Expect(report).To(MatchRegexp(`\n  ` + ns + `\s+Secret web-tls \(kubernetes.io/tls\): tls.crt \d+ bytes, tls.key \d+ bytes, subject CN=shop.example.com\n`))
+	}
+	g.Expect(report).To(MatchRegexp(`Key Vault requests for web-cert during the fan-out: [01] for 2 namespaces`),
+		"at most one read served both namespaces")
 	g.Expect(report).To(ContainSubstring("demo finished in "))
 
 	// Nothing secret in the output.
