@@ -8,15 +8,15 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/vaultsync/vaultsync/test/e2e/localenv"
 	"github.com/vaultsync/vaultsync/test/node"
+	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
 // startNode runs the test/node agent next to the environment (DEV_NODE=1),
 // so the chart's Pods can run: it needs root, runc and iproute2. The
 // emulator's proxy port is forwarded into every Pod; bin/image/vaultsync.tar
 // (make image) is loaded when it exists, as vaultsync:dev.
-func startNode(ctx context.Context, l layout, env *localenv.Env, step localenv.Step) (*node.Agent, error) {
+func startNode(ctx context.Context, l layout, env *testenv.Env, step testenv.Step) (*node.Agent, error) {
 	var agent *node.Agent
 	err := step("starting the node agent (test/node: runc, one loopback-only netns per Pod)", func(ctx context.Context) (string, error) {
 		u, err := url.Parse(env.Emulator.ProxyURL)
