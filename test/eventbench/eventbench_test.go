@@ -39,9 +39,9 @@ import (
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 	"github.com/vaultsync/vaultsync/controllers"
 	"github.com/vaultsync/vaultsync/internal/events"
-	"github.com/vaultsync/vaultsync/test/bench/harness"
 	"github.com/vaultsync/vaultsync/test/controlplane"
 	"github.com/vaultsync/vaultsync/test/emulator"
+	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
 const (
@@ -65,7 +65,7 @@ var (
 	k8s      client.Client
 	received = &eventCounter{}
 	// loadStart is the load average before the control plane started.
-	loadStart = harness.LoadAvg()
+	loadStart = testenv.LoadAvg()
 	// report is the results table of the last run with enough samples, printed after the
 	// benchmarks so that it does not land in the middle of go test's result line.
 	report string
@@ -273,9 +273,9 @@ func table(n int, p50, p99, maxS time.Duration, accepted, reads int) string {
 	}
 	command += " ./test/eventbench/"
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nMachine: %s\n\nCommand: `%s` (`make bench-events`)\n\n", harness.Machine(), command)
+	fmt.Fprintf(&b, "\nMachine: %s\n\nCommand: `%s` (`make bench-events`)\n\n", testenv.Machine(), command)
 	fmt.Fprintf(&b, "Run: %s; load average (1, 5, 15 min) %s before the control plane started, %s at the end\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), loadStart, harness.LoadAvg())
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), loadStart, testenv.LoadAvg())
 	fmt.Fprintln(&b, "| figure | measured | target | result |")
 	fmt.Fprintln(&b, "|---|---|---|---|")
 	fmt.Fprintf(&b, "| rotations (samples) | %d | ≥ %d | %s |\n", n, minSamples, verdict(n >= minSamples))
