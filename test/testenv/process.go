@@ -3,7 +3,10 @@
 // (hack/dev): the local control plane of test/controlplane, the Key Vault
 // emulator, and workload identity federated for a namespace. It runs the
 // built kv-emulator and manager binaries as subprocesses (Up: the end-to-end,
-// failover and node suites, the demo and the dev environment).
+// failover and node suites, the demo and the dev environment); its
+// subpackage inprocess runs the emulator, and the manager when asked, inside
+// the test process instead (the controller suite, the conformance checks,
+// the benchmarks, the fault suite and the bad-input catalogue).
 //
 // Every subprocess gets its own process group, so stopping it also stops
 // anything it started, and the kernel sends it SIGTERM if its parent dies.

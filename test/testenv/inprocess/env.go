@@ -70,10 +70,17 @@ type Options struct {
 	Output io.Writer
 	// StateDir is the emulator's state directory (default: a temporary one, removed by Close).
 	StateDir string
+	// NoCRDs starts the control plane without vaultsync's CRDs, for suites
+	// that need only the apiserver's ServiceAccount tokens.
+	NoCRDs bool
+	// EmulatorConfig returns the emulator's directory once the control plane
+	// runs and e.Issuer and e.JWKS are known (nil: the directory of TenantID,
+	// Identity and Vault above, which NewNamespace federates with).
+	EmulatorConfig func(e *Env) (*emulator.Config, error)
 }
 
-// Env is a running control plane with the CRDs installed and a running
-// emulator whose environment (HTTPS_PROXY, SSL_CERT_FILE) this process uses.
+// Env is a running control plane, with the CRDs installed unless
+// Options.NoCRDs, and a running emulator whose environment (HTTPS_PROXY, SSL_CERT_FILE) this process uses.
 type Env struct {
 	CP  *controlplane.ControlPlane
 	Emu *emulator.Emulator
@@ -126,11 +133,11 @@ func Start(o Options) (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("emulator environment: %w", err)
 	}
-	e.CP, err = controlplane.Start(ctx, controlplane.Options{
-		CRDDirectoryPaths: []string{filepath.Join(root, "config", "crd", "bases")},
-		ControllerManager: o.ControllerManager,
-		Output:            o.Output,
-	})
+	cpOpts := controlplane.Options{ControllerManager: o.ControllerManager, Output: o.Output}
+	if !o.NoCRDs {
+		cpOpts.CRDDirectoryPaths = []string{filepath.Join(root, "config", "crd", "bases")}
+	}
+	e.CP, err = controlplane.Start(ctx, cpOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +159,12 @@ func Start(o Options) (*Env, error) {
 	if e.Issuer, e.JWKS, err = testenv.Issuer(ctx, admin); err != nil {
 		return nil, err
 	}
-	cfg, err := emulator.ParseConfig([]byte(emulatorConfig))
+	var cfg *emulator.Config
+	if o.EmulatorConfig != nil {
+		cfg, err = o.EmulatorConfig(e)
+	} else {
+		cfg, err = emulator.ParseConfig([]byte(emulatorConfig))
+	}
 	if err != nil {
 		return nil, err
 	}
