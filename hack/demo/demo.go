@@ -16,8 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
-	"github.com/vaultsync/vaultsync/test/controlplane"
-	"github.com/vaultsync/vaultsync/test/emulator/admin"
 	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
@@ -141,7 +139,7 @@ var controlPlaneBins = []struct {
 // one step each, with hack/build-control-plane.sh (what make envtest-bins
 // runs for all four).
 func (d *demo) buildControlPlane(ctx context.Context) error {
-	binDir, err := controlplane.BinDir()
+	binDir, err := testenv.BinDir()
 	if err != nil {
 		return err
 	}
@@ -150,11 +148,11 @@ func (d *demo) buildControlPlane(ctx context.Context) error {
 			continue
 		}
 		title := fmt.Sprintf("building %s (Kubernetes %s) into %s from the Go module proxy, once; about %s on 2 cores with empty Go caches",
-			b.name, controlplane.Version, d.rel(binDir), elapsed(b.cold))
+			b.name, testenv.K8sVersion, d.rel(binDir), elapsed(b.cold))
 		if err := d.step(ctx, title, func(ctx context.Context) (string, error) {
 			cmd := exec.CommandContext(ctx, filepath.Join(d.root, "hack", "build-control-plane.sh"), b.name)
 			cmd.Dir = d.root
-			cmd.Env = append(os.Environ(), "BIN_DIR="+binDir, "K8S_VERSION="+controlplane.Version)
+			cmd.Env = append(os.Environ(), "BIN_DIR="+binDir, "K8S_VERSION="+testenv.K8sVersion)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				return "", fmt.Errorf("hack/build-control-plane.sh %s: %w\n%s", b.name, err, indent(lastLines(string(out), 15), "  "))
 			}
@@ -203,7 +201,7 @@ func (d *demo) rotate(ctx context.Context, before rotation) error {
 			return "", err
 		}
 		newValue = base64.RawURLEncoding.EncodeToString(b)
-		vi, err := d.env.Emulator.Admin.SetSecret(ctx, testenv.Vault, rotateObject, admin.SecretVersion{Value: newValue, ContentType: "text/plain"})
+		vi, err := d.env.Emulator.Admin.SetSecret(ctx, testenv.Vault, rotateObject, testenv.SecretVersion{Value: newValue, ContentType: "text/plain"})
 		if err != nil {
 			return "", err
 		}

@@ -19,8 +19,6 @@ import (
 
 	. "github.com/onsi/gomega"
 
-	"github.com/vaultsync/vaultsync/test/controlplane"
-	"github.com/vaultsync/vaultsync/test/emulator"
 	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
@@ -51,7 +49,7 @@ func demoBinaries(t *testing.T) (root, demo string, bins testenv.Binaries) {
 		if builtRoot, buildErr = testenv.RepoRoot(); buildErr != nil {
 			return
 		}
-		if _, err := os.Stat(filepath.Join(builtRoot, "bin", "k8s", controlplane.Version, "kube-apiserver")); err != nil {
+		if _, err := os.Stat(filepath.Join(builtRoot, "bin", "k8s", testenv.K8sVersion, "kube-apiserver")); err != nil {
 			noControlP = true
 			return
 		}
@@ -148,7 +146,7 @@ func TestDemo(t *testing.T) {
 	g.Expect(report).To(ContainSubstring("demo finished in "))
 
 	// Nothing secret in the output.
-	cfg, err := emulator.LoadConfig(filepath.Join(root, "hack", "demo", "emulator.yaml"))
+	cfg, err := testenv.LoadEmulatorConfig(filepath.Join(root, "hack", "demo", "emulator.yaml"))
 	g.Expect(err).NotTo(HaveOccurred())
 	for _, v := range cfg.Vaults {
 		for _, s := range v.Secrets {

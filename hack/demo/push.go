@@ -11,7 +11,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
-	"github.com/vaultsync/vaultsync/test/emulator/admin"
 	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
@@ -26,7 +25,7 @@ const (
 // the vault: object names, versions and the owner tag, never a value.
 func (d *demo) push(ctx context.Context) error {
 	if err := d.step(ctx, "granting the namespace's identity \"Key Vault Secrets Officer\" on "+testenv.Vault+" (a push writes)", func(ctx context.Context) (string, error) {
-		return "", d.env.Emulator.Admin.AddRoleAssignment(ctx, testenv.Vault, admin.RoleAssignment{Principal: "app", Role: "Key Vault Secrets Officer"})
+		return "", d.env.Emulator.Admin.AddRoleAssignment(ctx, testenv.Vault, testenv.RoleAssignment{Principal: "app", Role: "Key Vault Secrets Officer"})
 	}); err != nil {
 		return err
 	}

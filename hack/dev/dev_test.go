@@ -12,7 +12,6 @@ import (
 
 	. "github.com/onsi/gomega"
 
-	"github.com/vaultsync/vaultsync/test/controlplane"
 	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
@@ -20,9 +19,9 @@ import (
 // file as a user would (source it, kubectl), and `dev down` twice.
 func TestUpDown(t *testing.T) {
 	g := NewWithT(t)
-	root, err := controlplane.RepoRoot()
+	root, err := testenv.RepoRoot()
 	g.Expect(err).NotTo(HaveOccurred())
-	if _, err := os.Stat(filepath.Join(root, "bin", "k8s", controlplane.Version, "kube-apiserver")); err != nil {
+	if _, err := os.Stat(filepath.Join(root, "bin", "k8s", testenv.K8sVersion, "kube-apiserver")); err != nil {
 		t.Skip("the control plane is not built: run make envtest-bins")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
@@ -73,7 +72,7 @@ func TestUpDown(t *testing.T) {
 	shell.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + os.Getenv("HOME")}
 	sh, err := shell.CombinedOutput()
 	g.Expect(err).NotTo(HaveOccurred(), string(sh))
-	g.Expect(string(sh)).To(ContainSubstring(filepath.Join("bin", "k8s", controlplane.Version, "kubectl")), "kubectl of the control plane is on PATH")
+	g.Expect(string(sh)).To(ContainSubstring(filepath.Join("bin", "k8s", testenv.K8sVersion, "kubectl")), "kubectl of the control plane is on PATH")
 	g.Expect(regexp.MustCompile(`(?m)^demo\s+\S+\s+True\s+Synced`).FindAllString(string(sh), -1)).To(HaveLen(5))
 
 	out, err = devCmd("up")

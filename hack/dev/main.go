@@ -30,7 +30,6 @@ import (
 	"github.com/go-logr/logr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/vaultsync/vaultsync/test/controlplane"
 	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
@@ -218,7 +217,7 @@ The env file routes this shell's HTTPS through the emulator, which serves only A
 }
 
 func build(ctx context.Context, l layout, skip bool, out io.Writer) error {
-	binDir, err := controlplane.BinDir()
+	binDir, err := testenv.BinDir()
 	if err != nil {
 		return err
 	}
