@@ -19,9 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,6 +31,7 @@ import (
 	"github.com/vaultsync/vaultsync/internal/metrics"
 	"github.com/vaultsync/vaultsync/test/controlplane"
 	"github.com/vaultsync/vaultsync/test/emulator"
+	"github.com/vaultsync/vaultsync/test/testenv/inprocess"
 )
 
 // The suite runs the real manager against the real kube-apiserver (with the
@@ -53,6 +52,7 @@ const (
 var (
 	ctx          context.Context
 	cancel       context.CancelFunc
+	env          *inprocess.Env
 	cp           *controlplane.ControlPlane
 	emu          *emulator.Emulator
 	k8s          client.Client
@@ -91,32 +91,27 @@ func TestControllers(t *testing.T) {
 
 var _ = BeforeSuite(func() {
 	ctx, cancel = context.WithCancel(context.Background())
-	root, err := controlplane.RepoRoot()
+	// The control plane with the CRDs and kube-controller-manager, and the
+	// emulator with the demo's directory, both in this process. The proxy
+	// and CA environment is in place before any HTTP client of this process
+	// exists (Go reads it once).
+	var err error
+	env, err = inprocess.Start(inprocess.Options{ControllerManager: true, EmulatorConfig: func(e *inprocess.Env) (*emulator.Config, error) {
+		cfg, err := emulator.LoadConfig(filepath.Join(e.Root, "hack", "demo", "emulator.yaml"))
+		if err == nil {
+			tenantID = cfg.TenantID
+		}
+		return cfg, err
+	}})
 	Expect(err).NotTo(HaveOccurred())
-
-	// The proxy and CA environment must be in place before any HTTP client
-	// of this process exists (Go reads it once).
-	opts, err := emulator.PrepareEnv(GinkgoT().TempDir())
-	Expect(err).NotTo(HaveOccurred())
-
-	cp, err = controlplane.Start(ctx, controlplane.Options{
-		CRDDirectoryPaths: []string{filepath.Join(root, "config", "crd", "bases")},
-		ControllerManager: true,
-	})
-	Expect(err).NotTo(HaveOccurred())
+	cp, emu = env.CP, env.Emu
 	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
 	Expect(controllers.AddToScheme(scheme)).To(Succeed())
 	k8s, err = client.New(cp.Config, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
-
 	// The service-account issuer and its keys, for the federated credentials.
-	issuer, jwks = issuerAndKeys()
+	issuer, jwks = env.Issuer, env.JWKS
 
-	cfg, err := emulator.LoadConfig(filepath.Join(root, "hack", "demo", "emulator.yaml"))
-	Expect(err).NotTo(HaveOccurred())
-	tenantID = cfg.TenantID
-	emu, err = emulator.Start(ctx, cfg, opts)
-	Expect(err).NotTo(HaveOccurred())
 	vaultURL = emu.VaultURL(vaultName)
 	Expect(emu.AddVault(emulator.Vault{Name: "locked"})).To(Succeed()) // no role for anyone
 
@@ -170,33 +165,17 @@ var _ = AfterSuite(func() {
 		if cancel != nil {
 			cancel()
 		}
-		if emu != nil {
-			emu.Close()
-		}
 		if eventsServer != nil {
 			eventsServer.Close()
 		}
-		if cp != nil {
-			cp.Stop()
+		if env != nil {
+			env.Close() // the emulator, then the control plane
 		}
 	}()
 	if emu != nil && cp != nil {
 		checkNoLeaks() // while the control plane still runs
 	}
 })
-
-func issuerAndKeys() (string, json.RawMessage) {
-	rc := cpRESTClient()
-	raw, err := rc.Get().AbsPath("/.well-known/openid-configuration").DoRaw(ctx)
-	Expect(err).NotTo(HaveOccurred())
-	var doc struct {
-		Issuer string `json:"issuer"`
-	}
-	Expect(json.Unmarshal(raw, &doc)).To(Succeed())
-	keys, err := rc.Get().AbsPath("/openid/v1/jwks").DoRaw(ctx)
-	Expect(err).NotTo(HaveOccurred())
-	return doc.Issuer, keys
-}
 
 // newNamespace creates a namespace with a ServiceAccount "app" federated
 // with the emulator's identity "app".
@@ -215,10 +194,4 @@ func newNamespace() string {
 		Audience: "api://AzureADTokenExchange", JWKS: jwks,
 	})).To(Succeed())
 	return ns
-}
-
-func cpRESTClient() rest.Interface {
-	cs, err := kubernetes.NewForConfig(cp.Config)
-	Expect(err).NotTo(HaveOccurred())
-	return cs.Discovery().RESTClient()
 }

@@ -16,9 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
-	"github.com/vaultsync/vaultsync/test/controlplane"
-	"github.com/vaultsync/vaultsync/test/e2e/localenv"
-	"github.com/vaultsync/vaultsync/test/emulator/admin"
+	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
 // The rotated sample: Key Vault secret DbPassword, synced by the
@@ -43,7 +41,7 @@ type demo struct {
 	// clock is when the run started, builds included (progress lines count
 	// from it); started is when the demo proper started, after the builds.
 	clock, started time.Time
-	env            *localenv.Env
+	env            *testenv.Env
 }
 
 // progressEvery is how often a running step says it is still running.
@@ -72,11 +70,11 @@ func (d *demo) run(ctx context.Context) error {
 		}
 	}
 	var err error
-	d.env, err = localenv.Up(localenv.Options{
+	d.env, err = testenv.Up(testenv.Options{
 		Root:      d.root,
 		StateDir:  d.stateDir,
 		Namespace: d.namespace,
-		Binaries:  localenv.Binaries{Manager: d.managerBin, Emulator: d.emulatorBin},
+		Binaries:  testenv.Binaries{Manager: d.managerBin, Emulator: d.emulatorBin},
 		// The demo deletes nothing: no garbage collector, so no kube-controller-manager to build or start.
 		NoGarbageCollector: true,
 		// The push of config/samples/push (the cluster id is the kube-system namespace's UID),
@@ -145,7 +143,7 @@ var controlPlaneBins = []struct {
 // one step each, with hack/build-control-plane.sh (what make envtest-bins
 // runs for all four).
 func (d *demo) buildControlPlane(ctx context.Context) error {
-	binDir, err := controlplane.BinDir()
+	binDir, err := testenv.BinDir()
 	if err != nil {
 		return err
 	}
@@ -154,11 +152,11 @@ func (d *demo) buildControlPlane(ctx context.Context) error {
 			continue
 		}
 		title := fmt.Sprintf("building %s (Kubernetes %s) into %s from the Go module proxy, once; about %s on 2 cores with empty Go caches",
-			b.name, controlplane.Version, d.rel(binDir), elapsed(b.cold))
+			b.name, testenv.K8sVersion, d.rel(binDir), elapsed(b.cold))
 		if err := d.step(ctx, title, func(ctx context.Context) (string, error) {
 			cmd := exec.CommandContext(ctx, filepath.Join(d.root, "hack", "build-control-plane.sh"), b.name)
 			cmd.Dir = d.root
-			cmd.Env = append(os.Environ(), "BIN_DIR="+binDir, "K8S_VERSION="+controlplane.Version)
+			cmd.Env = append(os.Environ(), "BIN_DIR="+binDir, "K8S_VERSION="+testenv.K8sVersion)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				return "", fmt.Errorf("hack/build-control-plane.sh %s: %w\n%s", b.name, err, indent(lastLines(string(out), 15), "  "))
 			}
@@ -207,7 +205,7 @@ func (d *demo) rotate(ctx context.Context, before rotation) error {
 			return "", err
 		}
 		newValue = base64.RawURLEncoding.EncodeToString(b)
-		vi, err := d.env.Emulator.Admin.SetSecret(ctx, localenv.Vault, rotateObject, admin.SecretVersion{Value: newValue, ContentType: "text/plain"})
+		vi, err := d.env.Emulator.Admin.SetSecret(ctx, testenv.Vault, rotateObject, testenv.SecretVersion{Value: newValue, ContentType: "text/plain"})
 		if err != nil {
 			return "", err
 		}
@@ -218,7 +216,7 @@ func (d *demo) rotate(ctx context.Context, before rotation) error {
 	}
 	stamp := time.Now().UTC().Format(time.RFC3339Nano)
 	if err := d.step(ctx, "forcing a sync of "+rotateVaultSecret+" (annotation "+v1alpha1.AnnotationForceSync+")", func(ctx context.Context) (string, error) {
-		_, err := localenv.Kubectl(ctx, d.env.CP, "annotate", "--overwrite", "-n", d.namespace, "vaultsecret", rotateVaultSecret,
+		_, err := testenv.Kubectl(ctx, d.env.CP, "annotate", "--overwrite", "-n", d.namespace, "vaultsecret", rotateVaultSecret,
 			v1alpha1.AnnotationForceSync+"="+stamp)
 		return "", err
 	}); err != nil {
@@ -227,7 +225,7 @@ func (d *demo) rotate(ctx context.Context, before rotation) error {
 	var after rotation
 	matches := false
 	if err := d.step(ctx, "waiting for the new version to reach Secret "+rotateVaultSecret, func(ctx context.Context) (string, error) {
-		err := localenv.Poll(ctx, time.Minute, 100*time.Millisecond, func() (bool, error) {
+		err := testenv.Poll(ctx, time.Minute, 100*time.Millisecond, func() (bool, error) {
 			if exited, err := d.env.Manager.Exited(); exited {
 				return false, fmt.Errorf("the operator exited (%v)", err) //nolint:errorlint // err is nil on a clean exit: %w would print %!w(<nil>)
 			}
@@ -235,7 +233,7 @@ func (d *demo) rotate(ctx context.Context, before rotation) error {
 			if err := d.env.K8s.Get(ctx, client.ObjectKey{Namespace: d.namespace, Name: rotateVaultSecret}, vs); err != nil {
 				return false, nil
 			}
-			if vs.Status.LastForceSync != stamp || vs.Status.SyncedVersions[rotateKey] != newVersion || !localenv.IsReady(vs) {
+			if vs.Status.LastForceSync != stamp || vs.Status.SyncedVersions[rotateKey] != newVersion || !testenv.IsReady(vs) {
 				return false, nil
 			}
 			s := &corev1.Secret{}

@@ -19,16 +19,14 @@ import (
 
 	. "github.com/onsi/gomega"
 
-	"github.com/vaultsync/vaultsync/test/controlplane"
-	"github.com/vaultsync/vaultsync/test/e2e/localenv"
-	"github.com/vaultsync/vaultsync/test/emulator"
+	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
 var (
 	buildOnce  sync.Once
 	builtRoot  string
 	builtDemo  string
-	builtBins  localenv.Binaries
+	builtBins  testenv.Binaries
 	buildErr   error
 	buildDir   string
 	noControlP bool
@@ -45,13 +43,13 @@ func TestMain(m *testing.M) {
 // demoBinaries builds the demo program, and the manager and emulator unless
 // make test-e2e names them (E2E_MANAGER_BIN, E2E_EMULATOR_BIN), once for
 // all tests of the package.
-func demoBinaries(t *testing.T) (root, demo string, bins localenv.Binaries) {
+func demoBinaries(t *testing.T) (root, demo string, bins testenv.Binaries) {
 	t.Helper()
 	buildOnce.Do(func() {
-		if builtRoot, buildErr = localenv.RepoRoot(); buildErr != nil {
+		if builtRoot, buildErr = testenv.RepoRoot(); buildErr != nil {
 			return
 		}
-		if _, err := os.Stat(filepath.Join(builtRoot, "bin", "k8s", controlplane.Version, "kube-apiserver")); err != nil {
+		if _, err := os.Stat(filepath.Join(builtRoot, "bin", "k8s", testenv.K8sVersion, "kube-apiserver")); err != nil {
 			noControlP = true
 			return
 		}
@@ -61,16 +59,16 @@ func demoBinaries(t *testing.T) (root, demo string, bins localenv.Binaries) {
 		ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 		defer cancel()
 		var ok bool
-		if builtBins, ok, buildErr = localenv.BinariesFromEnv(); buildErr != nil {
+		if builtBins, ok, buildErr = testenv.BinariesFromEnv(); buildErr != nil {
 			return
 		}
 		if !ok {
-			if builtBins, buildErr = localenv.Build(ctx, builtRoot, buildDir); buildErr != nil {
+			if builtBins, buildErr = testenv.Build(ctx, builtRoot, buildDir); buildErr != nil {
 				return
 			}
 		}
 		builtDemo = filepath.Join(buildDir, "demo")
-		buildErr = localenv.GoBuild(ctx, builtRoot, builtDemo, "./hack/demo")
+		buildErr = testenv.GoBuild(ctx, builtRoot, builtDemo, "./hack/demo")
 	})
 	if noControlP {
 		t.Skip("the control plane is not built: run make envtest-bins")
@@ -79,7 +77,7 @@ func demoBinaries(t *testing.T) (root, demo string, bins localenv.Binaries) {
 	return builtRoot, builtDemo, builtBins
 }
 
-func demoCommand(ctx context.Context, root, demo string, bins localenv.Binaries, stateDir string) *exec.Cmd {
+func demoCommand(ctx context.Context, root, demo string, bins testenv.Binaries, stateDir string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, demo, "--skip-build", "--timeout", "150s", "--state-dir", stateDir,
 		"--manager-bin", bins.Manager, "--emulator-bin", bins.Emulator)
 	cmd.Dir = root
@@ -158,7 +156,7 @@ func TestDemo(t *testing.T) {
 	g.Expect(report).To(ContainSubstring("demo finished in "))
 
 	// Nothing secret in the output.
-	cfg, err := emulator.LoadConfig(filepath.Join(root, "hack", "demo", "emulator.yaml"))
+	cfg, err := testenv.LoadEmulatorConfig(filepath.Join(root, "hack", "demo", "emulator.yaml"))
 	g.Expect(err).NotTo(HaveOccurred())
 	for _, v := range cfg.Vaults {
 		for _, s := range v.Secrets {
@@ -176,7 +174,7 @@ func TestDemo(t *testing.T) {
 	ps := pids(report)
 	g.Expect(ps).To(HaveLen(2), "the emulator's and the operator's pid")
 	for _, p := range ps {
-		g.Expect(localenv.Alive(p)).To(BeFalse(), "process %d still runs", p)
+		g.Expect(testenv.Alive(p)).To(BeFalse(), "process %d still runs", p)
 	}
 	g.Expect(filepath.Join(stateDir, "emulator")).NotTo(BeADirectory(), "the emulator's keys are removed")
 	g.Expect(filepath.Join(stateDir, "manager.log")).To(BeARegularFile(), "the operator's log is kept")
@@ -238,7 +236,7 @@ func TestDemoInterrupted(t *testing.T) {
 	ps := pids(report)
 	g.Expect(ps).To(HaveLen(2))
 	for _, p := range ps {
-		g.Expect(localenv.Alive(p)).To(BeFalse(), "process %d still runs", p)
+		g.Expect(testenv.Alive(p)).To(BeFalse(), "process %d still runs", p)
 	}
 }
 
@@ -266,7 +264,7 @@ func boolInt(b bool) int {
 // its own the same.
 func TestBannerMatchesMakefile(t *testing.T) {
 	g := NewWithT(t)
-	root, err := localenv.RepoRoot()
+	root, err := testenv.RepoRoot()
 	g.Expect(err).NotTo(HaveOccurred())
 	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
 	g.Expect(err).NotTo(HaveOccurred())

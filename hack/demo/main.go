@@ -33,7 +33,7 @@ import (
 	"github.com/go-logr/logr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/vaultsync/vaultsync/test/e2e/localenv"
+	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
 // Banner is the demo's first line. The Makefile's demo target prints the
@@ -53,7 +53,7 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	root, err := localenv.RepoRoot()
+	root, err := testenv.RepoRoot()
 	if err != nil {
 		_, _ = fmt.Fprintln(stderr, "demo:", err)
 		return 1

@@ -11,8 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
-	"github.com/vaultsync/vaultsync/test/e2e/localenv"
-	"github.com/vaultsync/vaultsync/test/emulator/admin"
+	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
 // pushSample is the VaultPushSecret of config/samples/push that the demo applies: a Secret of the
@@ -25,21 +24,21 @@ const (
 // push lets the demo's identity write secrets, applies the push sample and shows what reached
 // the vault: object names, versions and the owner tag, never a value.
 func (d *demo) push(ctx context.Context) error {
-	if err := d.step(ctx, "granting the namespace's identity \"Key Vault Secrets Officer\" on "+localenv.Vault+" (a push writes)", func(ctx context.Context) (string, error) {
-		return "", d.env.Emulator.Admin.AddRoleAssignment(ctx, localenv.Vault, admin.RoleAssignment{Principal: "app", Role: "Key Vault Secrets Officer"})
+	if err := d.step(ctx, "granting the namespace's identity \"Key Vault Secrets Officer\" on "+testenv.Vault+" (a push writes)", func(ctx context.Context) (string, error) {
+		return "", d.env.Emulator.Admin.AddRoleAssignment(ctx, testenv.Vault, testenv.RoleAssignment{Principal: "app", Role: "Key Vault Secrets Officer"})
 	}); err != nil {
 		return err
 	}
 	file := filepath.Join(d.root, "config", "samples", "push", pushSample)
 	if err := d.step(ctx, "pushing Secret "+pushName+" into Key Vault (applying config/samples/push/"+pushSample+")", func(ctx context.Context) (string, error) {
-		_, err := localenv.Kubectl(ctx, d.env.CP, "apply", "-n", d.namespace, "-f", file)
+		_, err := testenv.Kubectl(ctx, d.env.CP, "apply", "-n", d.namespace, "-f", file)
 		return "", err
 	}); err != nil {
 		return err
 	}
 	ps := &v1alpha1.VaultPushSecret{}
 	if err := d.step(ctx, "waiting for VaultPushSecret "+pushName+" to be Ready", func(ctx context.Context) (string, error) {
-		err := localenv.Poll(ctx, time.Minute, 100*time.Millisecond, func() (bool, error) {
+		err := testenv.Poll(ctx, time.Minute, 100*time.Millisecond, func() (bool, error) {
 			if exited, err := d.env.Manager.Exited(); exited {
 				return false, fmt.Errorf("the operator exited (%v)", err) //nolint:errorlint // err is nil on a clean exit
 			}

@@ -12,30 +12,29 @@ import (
 
 	. "github.com/onsi/gomega"
 
-	"github.com/vaultsync/vaultsync/test/controlplane"
-	"github.com/vaultsync/vaultsync/test/e2e/localenv"
+	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
 // TestUpDown runs `dev up` twice, uses the environment through its env
 // file as a user would (source it, kubectl), and `dev down` twice.
 func TestUpDown(t *testing.T) {
 	g := NewWithT(t)
-	root, err := controlplane.RepoRoot()
+	root, err := testenv.RepoRoot()
 	g.Expect(err).NotTo(HaveOccurred())
-	if _, err := os.Stat(filepath.Join(root, "bin", "k8s", controlplane.Version, "kube-apiserver")); err != nil {
+	if _, err := os.Stat(filepath.Join(root, "bin", "k8s", testenv.K8sVersion, "kube-apiserver")); err != nil {
 		t.Skip("the control plane is not built: run make envtest-bins")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	bin := t.TempDir()
-	bins, ok, err := localenv.BinariesFromEnv()
+	bins, ok, err := testenv.BinariesFromEnv()
 	g.Expect(err).NotTo(HaveOccurred())
 	if !ok {
-		bins, err = localenv.Build(ctx, root, bin)
+		bins, err = testenv.Build(ctx, root, bin)
 		g.Expect(err).NotTo(HaveOccurred())
 	}
 	dev := filepath.Join(bin, "dev")
-	g.Expect(localenv.GoBuild(ctx, root, dev, "./hack/dev")).To(Succeed())
+	g.Expect(testenv.GoBuild(ctx, root, dev, "./hack/dev")).To(Succeed())
 
 	dir := filepath.Join(t.TempDir(), ".dev")
 	devCmd := func(args ...string) (string, error) {
@@ -59,7 +58,7 @@ func TestUpDown(t *testing.T) {
 	m := regexp.MustCompile(`supervisor pid (\d+)`).FindStringSubmatch(out)
 	g.Expect(m).To(HaveLen(2))
 	pid, _ := strconv.Atoi(m[1])
-	g.Expect(localenv.Alive(pid)).To(BeTrue())
+	g.Expect(testenv.Alive(pid)).To(BeTrue())
 	g.Expect(l.pidFile()).To(BeARegularFile())
 	children := regexp.MustCompile(`ok \(\S+, pid (\d+)`).FindAllStringSubmatch(out, -1)
 	g.Expect(children).To(HaveLen(2), "the emulator's and the operator's pid")
@@ -73,7 +72,7 @@ func TestUpDown(t *testing.T) {
 	shell.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + os.Getenv("HOME")}
 	sh, err := shell.CombinedOutput()
 	g.Expect(err).NotTo(HaveOccurred(), string(sh))
-	g.Expect(string(sh)).To(ContainSubstring(filepath.Join("bin", "k8s", controlplane.Version, "kubectl")), "kubectl of the control plane is on PATH")
+	g.Expect(string(sh)).To(ContainSubstring(filepath.Join("bin", "k8s", testenv.K8sVersion, "kubectl")), "kubectl of the control plane is on PATH")
 	g.Expect(regexp.MustCompile(`(?m)^demo\s+\S+\s+True\s+Synced`).FindAllString(string(sh), -1)).To(HaveLen(5))
 
 	out, err = devCmd("up")
@@ -83,10 +82,10 @@ func TestUpDown(t *testing.T) {
 	out, err = devCmd("down")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(out).To(ContainSubstring("stopping the dev environment"))
-	g.Expect(localenv.Alive(pid)).To(BeFalse(), "the supervisor stopped")
+	g.Expect(testenv.Alive(pid)).To(BeFalse(), "the supervisor stopped")
 	for _, c := range children {
 		p, _ := strconv.Atoi(c[1])
-		g.Expect(localenv.Alive(p)).To(BeFalse(), "process %d stopped", p)
+		g.Expect(testenv.Alive(p)).To(BeFalse(), "process %d stopped", p)
 	}
 	for _, p := range []string{l.envFile(), l.pidFile(), l.stateDir()} {
 		g.Expect(p).NotTo(BeAnExistingFile())

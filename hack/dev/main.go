@@ -30,8 +30,7 @@ import (
 	"github.com/go-logr/logr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/vaultsync/vaultsync/test/controlplane"
-	"github.com/vaultsync/vaultsync/test/e2e/localenv"
+	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
 // namespace receives the samples, as in make demo.
@@ -55,7 +54,7 @@ func (l layout) kubeconfig() string { return filepath.Join(l.stateDir(), "kubeco
 func (l layout) serveLog() string   { return filepath.Join(l.stateDir(), "supervisor.log") }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	root, err := localenv.RepoRoot()
+	root, err := testenv.RepoRoot()
 	if err != nil {
 		_, _ = fmt.Fprintln(stderr, "dev:", err)
 		return 1
@@ -79,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	l := layout{root: root, dir: abs}
-	bins := localenv.Binaries{Manager: *managerBin, Emulator: *emulatorBin}
+	bins := testenv.Binaries{Manager: *managerBin, Emulator: *emulatorBin}
 	switch args[0] {
 	case "up":
 		err = up(l, bins, *skipBuild, stdout)
@@ -105,7 +104,7 @@ func running(l layout) (int, bool) {
 		return 0, false
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || !localenv.Alive(pid) {
+	if err != nil || !testenv.Alive(pid) {
 		return 0, false
 	}
 	// A reused pid belongs to some other program: only ours has "serve"
@@ -117,7 +116,7 @@ func running(l layout) (int, bool) {
 	return pid, true
 }
 
-func up(l layout, bins localenv.Binaries, skipBuild bool, out io.Writer) error {
+func up(l layout, bins testenv.Binaries, skipBuild bool, out io.Writer) error {
 	if pid, ok := running(l); ok {
 		_, _ = fmt.Fprintf(out, "the dev environment already runs (supervisor pid %d)\n", pid)
 		printUsage(l, out)
@@ -218,7 +217,7 @@ The env file routes this shell's HTTPS through the emulator, which serves only A
 }
 
 func build(ctx context.Context, l layout, skip bool, out io.Writer) error {
-	binDir, err := controlplane.BinDir()
+	binDir, err := testenv.BinDir()
 	if err != nil {
 		return err
 	}
@@ -251,8 +250,8 @@ func down(l layout, out io.Writer) error {
 	} else {
 		_, _ = fmt.Fprintf(out, "==> stopping the dev environment (supervisor pid %d) ...\n", pid)
 		_ = syscall.Kill(pid, syscall.SIGTERM)
-		err := localenv.Poll(context.Background(), time.Minute, 200*time.Millisecond, func() (bool, error) {
-			return !localenv.Alive(pid), nil
+		err := testenv.Poll(context.Background(), time.Minute, 200*time.Millisecond, func() (bool, error) {
+			return !testenv.Alive(pid), nil
 		})
 		if err != nil {
 			// The supervisor leads its own session and process group: the

@@ -13,12 +13,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vaultsync/vaultsync/test/e2e/localenv"
+	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
 // serve is the supervisor: it starts the environment, writes the env and
 // pid files, and keeps everything running until SIGTERM or SIGINT.
-func serve(l layout, bins localenv.Binaries, out io.Writer) error {
+func serve(l layout, bins testenv.Binaries, out io.Writer) error {
 	signal.Ignore(syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -45,7 +45,7 @@ func serve(l layout, bins localenv.Binaries, out io.Writer) error {
 		return nil
 	}
 	withNode := os.Getenv("DEV_NODE") == "1"
-	env, err := localenv.Up(localenv.Options{
+	env, err := testenv.Up(testenv.Options{
 		Root: l.root, StateDir: l.stateDir(), Namespace: namespace, Binaries: bins, EndpointSlices: withNode,
 	}, step)
 	defer func() {
@@ -53,7 +53,7 @@ func serve(l layout, bins localenv.Binaries, out io.Writer) error {
 	}()
 	if err != nil {
 		if env.Manager != nil {
-			_, _ = fmt.Fprintf(out, "last lines of %s:\n%s\n", env.ManagerLog, localenv.Tail(env.ManagerLog, 20))
+			_, _ = fmt.Fprintf(out, "last lines of %s:\n%s\n", env.ManagerLog, testenv.Tail(env.ManagerLog, 20))
 		}
 		return err
 	}
@@ -83,7 +83,7 @@ func serve(l layout, bins localenv.Binaries, out io.Writer) error {
 }
 
 // writeEnv writes the kubeconfig to a stable place and the env file.
-func writeEnv(l layout, env *localenv.Env) error {
+func writeEnv(l layout, env *testenv.Env) error {
 	kc, err := os.ReadFile(env.CP.Kubeconfig)
 	if err != nil {
 		return err

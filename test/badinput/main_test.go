@@ -20,12 +20,12 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/vaultsync/vaultsync/controllers"
-	"github.com/vaultsync/vaultsync/test/bench/harness"
+	"github.com/vaultsync/vaultsync/test/testenv/inprocess"
 )
 
 var (
-	env *harness.Env
-	mgr *harness.Manager
+	env *inprocess.Env
+	mgr *inprocess.Manager
 	seq atomic.Int64
 )
 
@@ -37,14 +37,14 @@ func run(m *testing.M) int {
 	ctrl.SetLogger(logr.Discard())
 	klog.SetLogger(logr.Discard())
 	var err error
-	if env, err = harness.Start(harness.Options{}); err != nil {
+	if env, err = inprocess.Start(inprocess.Options{}); err != nil {
 		fmt.Fprintln(os.Stderr, "badinput:", err)
 		return 1
 	}
 	defer env.Close()
 	o := controllers.DefaultOptions()
 	o.BackoffMin, o.BackoffMax = 200*time.Millisecond, 2*time.Second
-	if mgr, err = env.StartManager(harness.ManagerOptions{Options: &o, QPS: -1, Name: "badinput"}); err != nil {
+	if mgr, err = env.StartManager(inprocess.ManagerOptions{Options: &o, QPS: -1, Name: "badinput"}); err != nil {
 		fmt.Fprintln(os.Stderr, "badinput:", err)
 		return 1
 	}

@@ -24,8 +24,8 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
-	"github.com/vaultsync/vaultsync/test/bench/harness"
 	"github.com/vaultsync/vaultsync/test/emulator"
+	"github.com/vaultsync/vaultsync/test/testenv/inprocess"
 )
 
 // rc is what a runtime case can use: its own namespace and a prefix for the
@@ -40,14 +40,14 @@ func (c *rc) obj(n string) string { return c.p + "-" + n }
 
 func (c *rc) set(n, value string) {
 	c.t.Helper()
-	if _, err := env.Emu.SetSecret(harness.Vault, c.obj(n), emulator.SecretVersion{Value: value}); err != nil {
+	if _, err := env.Emu.SetSecret(inprocess.Vault, c.obj(n), emulator.SecretVersion{Value: value}); err != nil {
 		c.t.Fatal(err)
 	}
 }
 
 func (c *rc) setTyped(n, value, contentType string) {
 	c.t.Helper()
-	if _, err := env.Emu.SetSecret(harness.Vault, c.obj(n), emulator.SecretVersion{Value: value, ContentType: contentType}); err != nil {
+	if _, err := env.Emu.SetSecret(inprocess.Vault, c.obj(n), emulator.SecretVersion{Value: value, ContentType: contentType}); err != nil {
 		c.t.Fatal(err)
 	}
 }
@@ -57,7 +57,7 @@ func item(key, name string) v1alpha1.DataItem {
 }
 
 func wi() v1alpha1.VaultAuth {
-	return v1alpha1.VaultAuth{WorkloadIdentity: &v1alpha1.WorkloadIdentityAuth{ServiceAccountName: harness.ServiceAccount}}
+	return v1alpha1.VaultAuth{WorkloadIdentity: &v1alpha1.WorkloadIdentityAuth{ServiceAccountName: inprocess.ServiceAccount}}
 }
 
 // runtimeCase: breakIt may run more than once (an update that conflicts is
@@ -181,7 +181,7 @@ var runtimeCases = []runtimeCase{
 		}},
 	{name: "expired certificate: synced, expiry in status (documented)", synced: true,
 		good: func(c *rc) *v1alpha1.VaultSecretSpec {
-			if _, err := env.Emu.ImportCertificate(harness.Vault, emulator.Certificate{Name: c.obj("expired"), PEM: expiredPEM(c.t), ContentType: emulator.ContentTypePEM}); err != nil {
+			if _, err := env.Emu.ImportCertificate(inprocess.Vault, emulator.Certificate{Name: c.obj("expired"), PEM: expiredPEM(c.t), ContentType: emulator.ContentTypePEM}); err != nil {
 				c.t.Fatal(err)
 			}
 			return &v1alpha1.VaultSecretSpec{Data: []v1alpha1.DataItem{{Remote: v1alpha1.RemoteRef{Name: c.obj("expired"), Type: v1alpha1.ObjectTypeCertificate}}}}
@@ -197,13 +197,13 @@ var runtimeCases = []runtimeCase{
 		}},
 	{name: "secret deleted from the vault", good: basic, goodData: basicData, reason: "SecretNotFound",
 		breakIt: func(c *rc, s *v1alpha1.VaultSecretSpec) {
-			if err := env.Emu.DeleteSecret(harness.Vault, c.obj("pw"), true); err != nil {
+			if err := env.Emu.DeleteSecret(inprocess.Vault, c.obj("pw"), true); err != nil {
 				c.t.Fatal(err)
 			}
 		}},
 	{name: "secret disabled in the vault", good: basic, goodData: basicData, reason: "SecretDisabled",
 		breakIt: func(c *rc, s *v1alpha1.VaultSecretSpec) {
-			if err := env.Emu.SetSecretEnabled(harness.Vault, c.obj("pw"), "", false); err != nil {
+			if err := env.Emu.SetSecretEnabled(inprocess.Vault, c.obj("pw"), "", false); err != nil {
 				c.t.Fatal(err)
 			}
 		}},
@@ -214,7 +214,7 @@ var runtimeCases = []runtimeCase{
 	{name: "object name of 127 characters that exists", synced: true,
 		good: func(c *rc) *v1alpha1.VaultSecretSpec {
 			name := c.p + strings.Repeat("l", 127-len(c.p))
-			if _, err := env.Emu.SetSecret(harness.Vault, name, emulator.SecretVersion{Value: "long-name-value"}); err != nil {
+			if _, err := env.Emu.SetSecret(inprocess.Vault, name, emulator.SecretVersion{Value: "long-name-value"}); err != nil {
 				c.t.Fatal(err)
 			}
 			return &v1alpha1.VaultSecretSpec{Data: []v1alpha1.DataItem{item("long", name)}}
@@ -239,7 +239,7 @@ var runtimeCases = []runtimeCase{
 	{name: "ServiceAccount not federated with the identity", good: basic, goodData: basicData, reason: "FederatedCredentialMismatch",
 		breakIt: func(c *rc, s *v1alpha1.VaultSecretSpec) {
 			sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: c.ns, Name: "unfederated", Annotations: map[string]string{
-				"azure.workload.identity/client-id": harness.IdentityClientID, "azure.workload.identity/tenant-id": harness.TenantID}}}
+				"azure.workload.identity/client-id": inprocess.IdentityClientID, "azure.workload.identity/tenant-id": inprocess.TenantID}}}
 			if err := client.IgnoreAlreadyExists(env.Client.Create(context.Background(), sa)); err != nil {
 				c.t.Fatal(err)
 			}
@@ -251,12 +251,12 @@ var runtimeCases = []runtimeCase{
 			if err := client.IgnoreAlreadyExists(env.Client.Create(context.Background(), cred)); err != nil {
 				c.t.Fatal(err)
 			}
-			s.Vault.Auth = v1alpha1.VaultAuth{ServicePrincipal: &v1alpha1.ServicePrincipalAuth{TenantID: harness.TenantID, ClientID: harness.IdentityClientID,
+			s.Vault.Auth = v1alpha1.VaultAuth{ServicePrincipal: &v1alpha1.ServicePrincipalAuth{TenantID: inprocess.TenantID, ClientID: inprocess.IdentityClientID,
 				ClientSecretRef: &v1alpha1.SecretKeyRef{Name: "sp-credentials", Key: "clientSecret"}}}
 		}},
 	{name: "service principal Secret missing", good: basic, goodData: basicData, reason: "CredentialSecretNotFound",
 		breakIt: func(c *rc, s *v1alpha1.VaultSecretSpec) {
-			s.Vault.Auth = v1alpha1.VaultAuth{ServicePrincipal: &v1alpha1.ServicePrincipalAuth{TenantID: harness.TenantID, ClientID: harness.IdentityClientID,
+			s.Vault.Auth = v1alpha1.VaultAuth{ServicePrincipal: &v1alpha1.ServicePrincipalAuth{TenantID: inprocess.TenantID, ClientID: inprocess.IdentityClientID,
 				ClientSecretRef: &v1alpha1.SecretKeyRef{Name: "no-such-secret", Key: "clientSecret"}}}
 		}},
 	{name: "target Secret owned by someone else", good: basic, goodData: basicData, reason: "TargetConflict",
@@ -303,7 +303,7 @@ func TestRuntime(t *testing.T) {
 			c := &rc{t: t, ns: ns, p: uniq("o")}
 			spec := tc.good(c)
 			if spec.Vault == nil {
-				spec.Vault = &v1alpha1.VaultRef{URL: env.VaultURL(harness.Vault), Auth: wi()}
+				spec.Vault = &v1alpha1.VaultRef{URL: env.VaultURL(inprocess.Vault), Auth: wi()}
 			}
 			vs := &v1alpha1.VaultSecret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "target"}, Spec: *spec}
 			g.Expect(env.Client.Create(ctx, vs)).To(Succeed())
@@ -352,7 +352,7 @@ func TestOperatorStaysHealthy(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	c := &rc{t: t, ns: ns, p: uniq("canary")}
 	spec := basic(c)
-	spec.Vault = &v1alpha1.VaultRef{URL: env.VaultURL(harness.Vault), Auth: wi()}
+	spec.Vault = &v1alpha1.VaultRef{URL: env.VaultURL(inprocess.Vault), Auth: wi()}
 	g.Expect(env.Client.Create(ctx, &v1alpha1.VaultSecret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "canary"}, Spec: *spec})).To(Succeed())
 	g.Eventually(readyOf(ns, "canary"), 30*time.Second, 100*time.Millisecond).Should(HavePrefix("True/"))
 	g.Expect(secretData(ns, "canary")).To(Equal(basicData))
@@ -410,7 +410,7 @@ func manyVault(t *testing.T) string {
 	const name = "many"
 	select {
 	case manyOnce <- struct{}{}:
-		if err := env.Emu.AddVault(emulator.Vault{Name: name, RoleAssignments: []emulator.RoleAssignment{{Principal: harness.Identity, Role: "Key Vault Secrets User"}}}); err != nil {
+		if err := env.Emu.AddVault(emulator.Vault{Name: name, RoleAssignments: []emulator.RoleAssignment{{Principal: inprocess.Identity, Role: "Key Vault Secrets User"}}}); err != nil {
 			t.Fatal(err)
 		}
 		for i := range 10001 {

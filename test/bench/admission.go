@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
-	"github.com/vaultsync/vaultsync/test/bench/harness"
+	"github.com/vaultsync/vaultsync/test/testenv/inprocess"
 )
 
 // admissionWarmup dry-run creates of each kind precede the measured ones: the
@@ -39,7 +39,7 @@ func (b *bench) admission(ctx context.Context) error {
 	}
 	vs := &v1alpha1.VaultSecret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "admission-probe"},
-		Spec:       vsSpec(b.env.VaultURL(harness.Vault), time.Hour, sharedSecrets...),
+		Spec:       vsSpec(b.env.VaultURL(inprocess.Vault), time.Hour, sharedSecrets...),
 	}
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "admission-probe"},

@@ -23,8 +23,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/vaultsync/vaultsync/controllers"
-	"github.com/vaultsync/vaultsync/test/bench/harness"
 	"github.com/vaultsync/vaultsync/test/emulator"
+	"github.com/vaultsync/vaultsync/test/testenv/inprocess"
 )
 
 type config struct {
@@ -55,8 +55,8 @@ func main() {
 	flag.IntVar(&c.n, "n", 1000, "VaultSecrets of the main scenario (3 shared secrets each)")
 	flag.DurationVar(&c.latency, "latency", 20*time.Millisecond, "latency the emulator adds to every Key Vault request")
 	flag.IntVar(&c.workers, "workers", def.MaxConcurrentReconciles, "--max-concurrent-reconciles of the manager")
-	flag.Float64Var(&c.qps, "qps", harness.DefaultQPS, "--kube-api-qps of the manager")
-	flag.IntVar(&c.burst, "burst", harness.DefaultBurst, "--kube-api-burst of the manager")
+	flag.Float64Var(&c.qps, "qps", inprocess.DefaultQPS, "--kube-api-qps of the manager")
+	flag.IntVar(&c.burst, "burst", inprocess.DefaultBurst, "--kube-api-burst of the manager")
 	flag.BoolVar(&c.refresh, "refresh", true, "wait for a whole refresh cycle (refreshInterval 1m, about 70 s)")
 	flag.BoolVar(&c.restart, "restart", true, "restart the manager and check that nothing is written")
 	flag.IntVar(&c.budget, "budget", 300, "VaultSecrets (one distinct secret each) against a vault that allows 100 requests per 5 s (0: skip)")
@@ -83,9 +83,9 @@ func main() {
 
 type bench struct {
 	c     config
-	env   *harness.Env
+	env   *inprocess.Env
 	t     *table
-	track *harness.Tracker
+	track *Tracker
 	log   io.Writer
 }
 
@@ -96,7 +96,7 @@ func run(c config, args string) error {
 	}
 	t := newTable() // before the control plane starts: its load average is the others'
 	fmt.Fprintln(os.Stderr, "bench: starting the control plane and the emulator")
-	env, err := harness.Start(harness.Options{Output: logw})
+	env, err := inprocess.Start(inprocess.Options{Output: logw})
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,7 @@ func run(c config, args string) error {
 		return err
 	}
 	ctx := context.Background()
-	track, err := env.NewTracker(ctx)
+	track, err := NewTracker(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -189,8 +189,8 @@ func (b *bench) all(ctx context.Context) error {
 	return nil
 }
 
-func (b *bench) startManager(name string, workers int, qps float64, burst int) (*harness.Manager, error) {
+func (b *bench) startManager(name string, workers int, qps float64, burst int) (*inprocess.Manager, error) {
 	o := controllers.DefaultOptions()
 	o.MaxConcurrentReconciles = workers
-	return b.env.StartManager(harness.ManagerOptions{Options: &o, QPS: float32(qps), Burst: burst, Name: name, Log: b.log})
+	return b.env.StartManager(inprocess.ManagerOptions{Options: &o, QPS: float32(qps), Burst: burst, Name: name, Log: b.log})
 }

@@ -19,8 +19,8 @@ import (
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 	"github.com/vaultsync/vaultsync/controllers"
-	"github.com/vaultsync/vaultsync/test/bench/harness"
 	"github.com/vaultsync/vaultsync/test/emulator"
+	"github.com/vaultsync/vaultsync/test/testenv/inprocess"
 )
 
 // sharedSecrets are the 3 Key Vault secrets every VaultSecret of the main scenario reads.
@@ -87,7 +87,7 @@ func (b *bench) plainCreateRate(ctx context.Context, ns string, n, workers int) 
 func vsSpec(vaultURL string, interval time.Duration, names ...string) v1alpha1.VaultSecretSpec {
 	spec := v1alpha1.VaultSecretSpec{
 		Vault: &v1alpha1.VaultRef{URL: vaultURL, Auth: v1alpha1.VaultAuth{
-			WorkloadIdentity: &v1alpha1.WorkloadIdentityAuth{ServiceAccountName: harness.ServiceAccount},
+			WorkloadIdentity: &v1alpha1.WorkloadIdentityAuth{ServiceAccountName: inprocess.ServiceAccount},
 		}},
 		RefreshInterval: &metav1.Duration{Duration: interval},
 	}
@@ -99,7 +99,7 @@ func vsSpec(vaultURL string, interval time.Duration, names ...string) v1alpha1.V
 
 func (b *bench) seedShared() error {
 	for _, s := range sharedSecrets {
-		if _, err := b.env.Emu.SetSecret(harness.Vault, s, emulator.SecretVersion{Value: "bench-value-of-" + s + strings.Repeat("x", 48)}); err != nil {
+		if _, err := b.env.Emu.SetSecret(inprocess.Vault, s, emulator.SecretVersion{Value: "bench-value-of-" + s + strings.Repeat("x", 48)}); err != nil {
 			return err
 		}
 	}
@@ -118,13 +118,13 @@ func (b *bench) createVaultSecrets(ctx context.Context, ns string, n int, spec f
 func (b *bench) waitReady(ctx context.Context, ns string, n int, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	err := b.track.WaitFor(ctx, func(v harness.View) bool { return v.Count(ns, harness.IsReady) >= n })
+	err := b.track.WaitFor(ctx, func(v View) bool { return v.Count(ns, IsReady) >= n })
 	if err != nil {
 		var reasons []string
-		b.track.WaitFor(context.Background(), func(v harness.View) bool { //nolint:errcheck // reads once
+		b.track.WaitFor(context.Background(), func(v View) bool { //nolint:errcheck // reads once
 			seen := map[string]int{}
 			for k, s := range v {
-				if k.Namespace == ns && !harness.IsReady(s) {
+				if k.Namespace == ns && !IsReady(s) {
 					seen[s.Reason+": "+s.Message]++
 				}
 			}
@@ -141,7 +141,7 @@ func (b *bench) waitReady(ctx context.Context, ns string, n int, timeout time.Du
 // converge creates n VaultSecrets reading the 3 shared secrets and measures
 // how long until all are Ready, what it cost on the kube-apiserver, in Key
 // Vault and in Entra ID.
-func (b *bench) converge(ctx context.Context, mgr *harness.Manager, ns string, n int, interval time.Duration, plainRate float64, report bool) (*runInfo, error) {
+func (b *bench) converge(ctx context.Context, mgr *inprocess.Manager, ns string, n int, interval time.Duration, plainRate float64, report bool) (*runInfo, error) {
 	if err := b.seedShared(); err != nil {
 		return nil, err
 	}
@@ -151,7 +151,7 @@ func (b *bench) converge(ctx context.Context, mgr *harness.Manager, ns string, n
 	if _, err := b.env.NewNamespace(ctx, ns); err != nil {
 		return nil, err
 	}
-	url := b.env.VaultURL(harness.Vault)
+	url := b.env.VaultURL(inprocess.Vault)
 	before := mgr.Counter.Snapshot()
 	prof := report && b.c.prof.enabled()
 	if prof {
@@ -177,7 +177,7 @@ func (b *bench) converge(ctx context.Context, mgr *harness.Manager, ns string, n
 	allReady := time.Now()
 	time.Sleep(2 * time.Second) // events are sent asynchronously
 	d := mgr.Counter.Snapshot().Sub(before)
-	gets := b.env.Emu.Count(emulator.LogFilter{Service: "keyvault", Vault: harness.Vault, Operation: "GetSecret", Since: start})
+	gets := b.env.Emu.Count(emulator.LogFilter{Service: "keyvault", Vault: inprocess.Vault, Operation: "GetSecret", Since: start})
 	tokens := b.env.Emu.Count(emulator.LogFilter{Service: "entra", Operation: "Token", Since: start})
 	rate := float64(n) / took.Seconds()
 	if !report {
@@ -207,7 +207,7 @@ func (b *bench) converge(ctx context.Context, mgr *harness.Manager, ns string, n
 		"0 LIST; 0 Secret GET (no target Secret existed)", lists == 0 && secretGets == 0,
 		fmt.Sprintf("%d LIST, %d Secret GET, %d other GET", lists, secretGets, d.Reads("")-lists-secretGets))
 	window := controllers.DefaultOptions().CoalesceWindow
-	okGets := b.env.Emu.Count(emulator.LogFilter{Service: "keyvault", Vault: harness.Vault, Operation: "GetSecret", Status: 200, Since: start})
+	okGets := b.env.Emu.Count(emulator.LogFilter{Service: "keyvault", Vault: inprocess.Vault, Operation: "GetSecret", Status: 200, Since: start})
 	// A new VaultSecret accepts a read made up to one window before its creation (however long
 	// it waits in the queue), so the bound follows how long the creates took, not the syncs.
 	bound := len(sharedSecrets) * (int(created/window) + 1)
@@ -235,7 +235,7 @@ func tokensByIdentity(log []emulator.LogEntry) (map[string]int, int) {
 	return by, most
 }
 
-func readsOf(d harness.Counts) string {
+func readsOf(d inprocess.Counts) string {
 	var parts []string
 	for k, v := range d {
 		if k.Verb == "get" || k.Verb == "list" {
@@ -251,7 +251,7 @@ func readsOf(d harness.Counts) string {
 
 // refreshCycle waits until every VaultSecret of the run has refreshed once
 // and reports what the cycle cost.
-func (b *bench) refreshCycle(ctx context.Context, mgr *harness.Manager, r *runInfo) error {
+func (b *bench) refreshCycle(ctx context.Context, mgr *inprocess.Manager, r *runInfo) error {
 	// The first refresh after a sync comes 0.5 to 1.5 intervals later, on the slot's grid: when
 	// the first syncs took a while, some VaultSecrets reach the grid one instant before the
 	// others. Wait until every one has refreshed once and the burst is over; from then on all
@@ -259,8 +259,8 @@ func (b *bench) refreshCycle(ctx context.Context, mgr *harness.Manager, r *runIn
 	limit := refreshInterval*2 + time.Minute
 	wctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	if err := b.track.WaitFor(wctx, func(v harness.View) bool {
-		return v.Count(r.ns, func(s *harness.VSState) bool { return s.Syncs >= 2 }) >= r.n
+	if err := b.track.WaitFor(wctx, func(v View) bool {
+		return v.Count(r.ns, func(s *VSState) bool { return s.Syncs >= 2 }) >= r.n
 	}); err != nil {
 		return fmt.Errorf("not every VaultSecret refreshed within %s: %w", limit, err)
 	}
@@ -275,7 +275,7 @@ func (b *bench) refreshCycle(ctx context.Context, mgr *harness.Manager, r *runIn
 	since := time.Now()
 	wctx, cancel = context.WithTimeout(ctx, limit)
 	defer cancel()
-	err := b.track.WaitFor(wctx, func(v harness.View) bool {
+	err := b.track.WaitFor(wctx, func(v View) bool {
 		n := 0
 		for k, s := range v {
 			if k.Namespace == r.ns && s.Syncs > syncsBefore[k] {
@@ -289,7 +289,7 @@ func (b *bench) refreshCycle(ctx context.Context, mgr *harness.Manager, r *runIn
 	}
 	time.Sleep(time.Second)
 	d := mgr.Counter.Snapshot().Sub(before)
-	gets := b.env.Emu.Count(emulator.LogFilter{Service: "keyvault", Vault: harness.Vault, Operation: "GetSecret", Since: since})
+	gets := b.env.Emu.Count(emulator.LogFilter{Service: "keyvault", Vault: inprocess.Vault, Operation: "GetSecret", Since: since})
 	tokens := b.env.Emu.Count(emulator.LogFilter{Service: "entra", Operation: "Token", Since: since})
 	var first, last time.Time
 	for k, s := range b.states(r.ns) {
@@ -315,7 +315,7 @@ func (b *bench) refreshCycle(ctx context.Context, mgr *harness.Manager, r *runIn
 		statusWrites <= refreshes, fmt.Sprintf("%d status writes, %d refreshes of %d VaultSecrets", statusWrites, refreshes, r.n))
 	b.t.check("reads that bypass the cache per refresh", fmt.Sprintf("%d (%s)", d.Reads(""), readsOf(d)), "0", d.Reads("") == 0, "")
 	b.t.check("Entra token requests during the refresh cycle", fmt.Sprintf("%d", tokens), "0 (token still valid)", tokens == 0, "")
-	throttled := b.env.Emu.Count(emulator.LogFilter{Service: "keyvault", Vault: harness.Vault, Status: 429, Since: since})
+	throttled := b.env.Emu.Count(emulator.LogFilter{Service: "keyvault", Vault: inprocess.Vault, Status: 429, Since: since})
 	o := controllers.DefaultOptions()
 	b.t.check("429 answers during the refresh cycle", fmt.Sprintf("%d", throttled), "0", throttled == 0,
 		fmt.Sprintf("client budget %d requests per %s per vault", o.VaultRequests, o.VaultInterval))
@@ -341,8 +341,8 @@ func (b *bench) settle(ns string, quiet time.Duration) {
 	}
 }
 
-func (b *bench) states(ns string) map[types.NamespacedName]harness.VSState {
-	out := map[types.NamespacedName]harness.VSState{}
+func (b *bench) states(ns string) map[types.NamespacedName]VSState {
+	out := map[types.NamespacedName]VSState{}
 	for k, v := range b.track.Snapshot() {
 		if k.Namespace == ns {
 			out[k] = v
@@ -388,7 +388,7 @@ func sumCounter(mfs []*dto.MetricFamily, name, controller string) int {
 
 // restart stops the manager as a kill would and starts a new one; it checks
 // that the new manager writes nothing and that refreshes keep their schedule.
-func (b *bench) restart(ctx context.Context, old *harness.Manager, r *runInfo, name string) (*harness.Manager, error) {
+func (b *bench) restart(ctx context.Context, old *inprocess.Manager, r *runInfo, name string) (*inprocess.Manager, error) {
 	if err := old.Stop(); err != nil {
 		return nil, err
 	}
@@ -410,7 +410,7 @@ func (b *bench) restart(ctx context.Context, old *harness.Manager, r *runInfo, n
 	settled := time.Since(since)
 	time.Sleep(2 * time.Second)
 	d := mgr.Counter.Snapshot()
-	gets := b.env.Emu.Count(emulator.LogFilter{Service: "keyvault", Vault: harness.Vault, Operation: "GetSecret", Since: since})
+	gets := b.env.Emu.Count(emulator.LogFilter{Service: "keyvault", Vault: inprocess.Vault, Operation: "GetSecret", Since: since})
 	moved := 0
 	var nexts []time.Time
 	for k, s := range b.states(r.ns) {
@@ -436,7 +436,7 @@ func (b *bench) restart(ctx context.Context, old *harness.Manager, r *runInfo, n
 	// The next refreshes must come when status said, not all at once.
 	wctx, cancel := context.WithTimeout(ctx, refreshInterval*2+time.Minute)
 	defer cancel()
-	err = b.track.WaitFor(wctx, func(v harness.View) bool {
+	err = b.track.WaitFor(wctx, func(v View) bool {
 		n := 0
 		for k, s := range v {
 			if k.Namespace == r.ns && !prev[k].NextSync.IsZero() && s.LastSync.After(prev[k].NextSync.Add(-time.Second)) {
@@ -463,10 +463,10 @@ func (b *bench) restart(ctx context.Context, old *harness.Manager, r *runInfo, n
 // budget makes a vault that allows 100 requests per 5 s serve many
 // VaultSecrets with distinct secrets, and reads the emulator's request log:
 // after a 429 no request may reach the vault before Retry-After but one probe.
-func (b *bench) budget(ctx context.Context, mgr *harness.Manager, n int) error {
+func (b *bench) budget(ctx context.Context, mgr *inprocess.Manager, n int) error {
 	const vault = "throttled"
 	if err := b.env.Emu.AddVault(emulator.Vault{Name: vault, Limits: &emulator.Limits{Requests: 100, Window: emulator.DurationOf(5 * time.Second)},
-		RoleAssignments: []emulator.RoleAssignment{{Principal: harness.Identity, Role: "Key Vault Secrets User"}}}); err != nil {
+		RoleAssignments: []emulator.RoleAssignment{{Principal: inprocess.Identity, Role: "Key Vault Secrets User"}}}); err != nil {
 		return err
 	}
 	for i := range n {
@@ -500,7 +500,7 @@ func (b *bench) budget(ctx context.Context, mgr *harness.Manager, n int) error {
 		fmt.Sprintf("%d of 10 tenths of the interval used", len(tenths)), "≥ 9 of 10", len(tenths) >= 9,
 		fmt.Sprintf("next refreshes span %.0f s of the %s interval", nexts[len(nexts)-1].Sub(nexts[0]).Seconds(), refreshInterval))
 	log := b.env.Emu.Requests(emulator.LogFilter{Service: "keyvault", Vault: vault, Since: start})
-	st := harness.AnalyzePauses(log)
+	st := inprocess.AnalyzePauses(log)
 	b.t.check(fmt.Sprintf("after a 429: requests sent during the Retry-After pause (%d VaultSecrets, distinct secrets, vault allows 100 per 5 s)", n),
 		fmt.Sprintf("%d", st.DuringPause), "0 (one probe, no storm)", st.DuringPause == 0 && st.Pauses > 0,
 		fmt.Sprintf("%d requests, %d answered 429 in %d pauses (at most %d per pause: requests already in flight); all Ready in %.1f s, the vault's limit allows %.0f/s",

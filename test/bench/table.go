@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vaultsync/vaultsync/test/bench/harness"
+	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
 // row is one line of the results table.
@@ -22,12 +22,12 @@ type row struct {
 
 type table struct {
 	rows []row
-	// started and loadStart are when the run began and the load average then (see harness.LoadAvg).
+	// started and loadStart are when the run began and the load average then (see testenv.LoadAvg).
 	started   time.Time
 	loadStart string
 }
 
-func newTable() *table { return &table{started: time.Now(), loadStart: harness.LoadAvg()} }
+func newTable() *table { return &table{started: time.Now(), loadStart: testenv.LoadAvg()} }
 
 func (t *table) add(r row) {
 	t.rows = append(t.rows, r)
@@ -52,9 +52,9 @@ func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 // write prints the table as Markdown with the machine it ran on, the date, how long it took and
 // the load average before and after (the CPU others used meanwhile shows there).
 func (t *table) write(w io.Writer, command string) {
-	fmt.Fprintf(w, "Machine: %s\n\nCommand: `%s`\n\n", harness.Machine(), command)
+	fmt.Fprintf(w, "Machine: %s\n\nCommand: `%s`\n\n", testenv.Machine(), command)
 	fmt.Fprintf(w, "Run: %s, %.0f s; load average (1, 5, 15 min) %s at the start, %s at the end\n\n",
-		t.started.UTC().Format("2006-01-02 15:04 MST"), time.Since(t.started).Seconds(), t.loadStart, harness.LoadAvg())
+		t.started.UTC().Format("2006-01-02 15:04 MST"), time.Since(t.started).Seconds(), t.loadStart, testenv.LoadAvg())
 	fmt.Fprintln(w, "| figure | measured | target | result | note |")
 	fmt.Fprintln(w, "|---|---|---|---|---|")
 	for _, r := range t.rows {

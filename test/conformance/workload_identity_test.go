@@ -5,7 +5,6 @@ package conformance
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/vaultsync/vaultsync/test/controlplane"
 	"github.com/vaultsync/vaultsync/test/emulator"
+	"github.com/vaultsync/vaultsync/test/testenv/inprocess"
 )
 
 const (
@@ -48,40 +48,46 @@ func run(m *testing.M) int {
 	tmp, err = os.MkdirTemp("", "vaultsync-conformance-")
 	must(err)
 	defer os.RemoveAll(tmp)
-	// Before any HTTP client exists: the SDK reads the proxy and CA once.
-	opts, err := emulator.PrepareEnv(filepath.Join(tmp, "emulator"))
+	// The control plane (no CRDs, no kube-controller-manager) and the
+	// emulator, both in this process, before any HTTP client exists: the SDK
+	// reads the proxy and CA once.
+	env, err := inprocess.Start(inprocess.Options{NoCRDs: true, EmulatorConfig: emulatorConfig})
 	must(err)
-	ctx := context.Background()
-	cp, err = controlplane.Start(ctx, controlplane.Options{})
-	must(err)
-	defer cp.Stop()
-	cs, err = kubernetes.NewForConfig(cp.Config)
-	must(err)
+	defer env.Close()
+	emu = env.Emu
+	return m.Run()
+}
 
-	// The emulator fetches the issuer's keys from the kube-apiserver itself
-	// (jwksURL with the cluster CA and a bearer token), as Entra ID does
-	// from a public OIDC issuer.
-	raw, err := cs.Discovery().RESTClient().Get().AbsPath("/.well-known/openid-configuration").DoRaw(ctx)
-	must(err)
-	var oidc struct {
-		Issuer string `json:"issuer"`
+// emulatorConfig creates the ServiceAccounts and returns the emulator's
+// directory: the emulator fetches the issuer's keys from the kube-apiserver
+// itself (jwksURL with the cluster CA and a bearer token), as Entra ID does
+// from a public OIDC issuer.
+func emulatorConfig(e *inprocess.Env) (*emulator.Config, error) {
+	ctx := context.Background()
+	cp = e.CP
+	var err error
+	if cs, err = kubernetes.NewForConfig(cp.Config); err != nil {
+		return nil, err
 	}
-	must(json.Unmarshal(raw, &oidc))
 	for _, sa := range []string{"app", "other", "jwks-reader"} {
-		_, err = cs.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{})
-		must(err)
+		if _, err := cs.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil {
+			return nil, err
+		}
 	}
 	caFile := filepath.Join(tmp, "cluster-ca.pem")
-	must(os.WriteFile(caFile, cp.Config.CAData, 0o600))
+	if err := os.WriteFile(caFile, cp.Config.CAData, 0o600); err != nil {
+		return nil, err
+	}
 	readerToken := filepath.Join(tmp, "jwks-reader.token")
-	must(os.WriteFile(readerToken, []byte(mint("jwks-reader", oidc.Issuer)), 0o600))
-
+	if err := os.WriteFile(readerToken, []byte(mint("jwks-reader", e.Issuer)), 0o600); err != nil {
+		return nil, err
+	}
 	cfg := &emulator.Config{
 		TenantID: tenant,
 		Identities: []emulator.Identity{{
 			Name: "wi-app", ClientID: clientID,
 			FederatedCredentials: []emulator.FederatedCredential{{
-				Issuer: oidc.Issuer, Subject: "system:serviceaccount:default:app", Audience: audience,
+				Issuer: e.Issuer, Subject: "system:serviceaccount:default:app", Audience: audience,
 				// jwks_uri names the apiserver's advertised address; fetch the
 				// same document over loopback.
 				JWKSURL: strings.TrimSuffix(cp.Config.Host, "/") + "/openid/v1/jwks", CAFile: caFile, BearerTokenFile: readerToken,
@@ -93,11 +99,7 @@ func run(m *testing.M) int {
 			Secrets:         []emulator.Secret{{Name: "greeting", SecretVersion: emulator.SecretVersion{Value: "hello from the emulator"}}},
 		}},
 	}
-	must(cfg.Validate())
-	emu, err = emulator.Start(ctx, cfg, opts)
-	must(err)
-	defer emu.Close()
-	return m.Run()
+	return cfg, cfg.Validate()
 }
 
 func must(err error) {

@@ -15,9 +15,9 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/vaultsync/vaultsync/test/controlplane"
-	"github.com/vaultsync/vaultsync/test/e2e/localenv"
 	"github.com/vaultsync/vaultsync/test/emulator"
 	"github.com/vaultsync/vaultsync/test/emulator/admin"
+	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
 // namespace receives the samples in every environment.
@@ -60,7 +60,7 @@ var _ = BeforeSuite(func() {
 	ctrllog.SetLogger(logr.Discard())
 	ctx, cancel = context.WithCancel(context.Background())
 	var err error
-	root, err = localenv.RepoRoot()
+	root, err = testenv.RepoRoot()
 	Expect(err).NotTo(HaveOccurred())
 	seed, err = emulator.LoadConfig(filepath.Join(root, "hack", "demo", "emulator.yaml"))
 	Expect(err).NotTo(HaveOccurred())
@@ -73,11 +73,11 @@ var _ = BeforeSuite(func() {
 		env, err = startLocal(setupCtx)
 	}
 	Expect(err).NotTo(HaveOccurred())
-	k8s, err = client.New(env.ControlPlane().Config, client.Options{Scheme: localenv.Scheme()})
+	k8s, err = client.New(env.ControlPlane().Config, client.Options{Scheme: testenv.Scheme()})
 	Expect(err).NotTo(HaveOccurred())
 
-	Expect(localenv.EnsureNamespace(ctx, k8s, namespace)).To(Succeed())
-	Expect(localenv.ApplySamples(ctx, env.ControlPlane(), root, namespace)).To(Succeed())
+	Expect(testenv.EnsureNamespace(ctx, k8s, namespace)).To(Succeed())
+	Expect(testenv.ApplySamples(ctx, env.ControlPlane(), root, namespace)).To(Succeed())
 })
 
 var _ = AfterEach(func() {

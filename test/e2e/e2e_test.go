@@ -24,8 +24,8 @@ import (
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 	"github.com/vaultsync/vaultsync/test/controlplane"
-	"github.com/vaultsync/vaultsync/test/e2e/localenv"
 	"github.com/vaultsync/vaultsync/test/emulator/admin"
+	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
 const (
@@ -50,7 +50,7 @@ var _ = Describe("vaultsync end to end", Ordered, func() {
 			names = append(names, p.Secret)
 		}
 		By("waiting for the VaultSecrets " + strings.Join(names, ", ") + " to be Ready")
-		Expect(localenv.WaitReady(ctx, k8s, namespace, len(promises), nil, 90*time.Second)).To(Succeed())
+		Expect(testenv.WaitReady(ctx, k8s, namespace, len(promises), nil, 90*time.Second)).To(Succeed())
 
 		for _, p := range promises {
 			s := secret(p.Secret)
@@ -132,12 +132,12 @@ var _ = Describe("vaultsync end to end", Ordered, func() {
 		Expect(oldVersion).To(MatchRegexp("^[0-9a-f]{32}$"))
 
 		rotated = randomValue()
-		vi, err := env.Admin().SetSecret(ctx, localenv.Vault, "DbPassword", admin.SecretVersion{Value: rotated, ContentType: "text/plain"})
+		vi, err := env.Admin().SetSecret(ctx, testenv.Vault, "DbPassword", admin.SecretVersion{Value: rotated, ContentType: "text/plain"})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(vi.Version).NotTo(Equal(oldVersion))
 
 		stamp := time.Now().UTC().Format(time.RFC3339Nano)
-		_, err = localenv.Kubectl(ctx, env.ControlPlane(), "annotate", "--overwrite", "-n", namespace,
+		_, err = testenv.Kubectl(ctx, env.ControlPlane(), "annotate", "--overwrite", "-n", namespace,
 			"vaultsecret", "db-credentials", v1alpha1.AnnotationForceSync+"="+stamp)
 		Expect(err).NotTo(HaveOccurred())
 
@@ -145,7 +145,7 @@ var _ = Describe("vaultsync end to end", Ordered, func() {
 			vs := vaultSecret("db-credentials")
 			g.Expect(vs.Status.LastForceSync).To(Equal(stamp))
 			g.Expect(vs.Status.SyncedVersions).To(HaveKeyWithValue("password", vi.Version))
-			g.Expect(localenv.IsReady(vs)).To(BeTrue())
+			g.Expect(testenv.IsReady(vs)).To(BeTrue())
 			g.Expect(vs.Status.DataHash).NotTo(Equal(oldHash))
 			s := secret("db-credentials")
 			g.Expect(s.Data["password"]).To(matchValue(rotated))
@@ -210,7 +210,7 @@ var _ = Describe("vaultsync end to end", Ordered, func() {
 		canary.Status = v1alpha1.VaultSecretStatus{}
 		Expect(k8s.Create(ctx, canary)).To(Succeed())
 		Eventually(func(g Gomega) {
-			g.Expect(localenv.IsReady(vaultSecret("canary"))).To(BeTrue())
+			g.Expect(testenv.IsReady(vaultSecret("canary"))).To(BeTrue())
 		}, wait, tick).Should(Succeed())
 
 		By("comparing the resourceVersions of the Secrets synced before the restart")
@@ -256,7 +256,7 @@ func vaultSecret(name string) *v1alpha1.VaultSecret {
 func seeded(name string) string {
 	GinkgoHelper()
 	for _, v := range seed.Vaults {
-		if v.Name != localenv.Vault {
+		if v.Name != testenv.Vault {
 			continue
 		}
 		for _, s := range v.Secrets {
@@ -315,7 +315,7 @@ func randomValue() string {
 }
 
 func mustClient(cp *controlplane.ControlPlane) client.Client {
-	c, err := client.New(cp.Config, client.Options{Scheme: localenv.Scheme()})
+	c, err := client.New(cp.Config, client.Options{Scheme: testenv.Scheme()})
 	if err != nil {
 		panic(err)
 	}

@@ -16,8 +16,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 
 	"github.com/vaultsync/vaultsync/test/controlplane"
-	"github.com/vaultsync/vaultsync/test/e2e/localenv"
 	"github.com/vaultsync/vaultsync/test/emulator/admin"
+	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
 // The kind environment (E2E_CLUSTER=kind, make test-e2e-kind): the
@@ -42,7 +42,7 @@ const (
 type kindEnv struct {
 	cp          *controlplane.ControlPlane
 	helm        string
-	portForward *localenv.Process
+	portForward *testenv.Process
 	admin       *admin.Client
 }
 
@@ -52,7 +52,7 @@ func startKind(ctx context.Context) (environment, error) {
 	k := &kindEnv{helm: envOr("HELM", filepath.Join(root, "bin", "helm"))}
 	var err error
 	By("connecting to the current kubeconfig's cluster")
-	if k.cp, _, err = localenv.StartControlPlane(ctx, root, true); err != nil {
+	if k.cp, _, err = testenv.StartControlPlane(ctx, root, true); err != nil {
 		return nil, err
 	}
 
@@ -66,7 +66,7 @@ func startKind(ctx context.Context) (environment, error) {
 	volumes := []map[string]any{{"name": "kv-emulator", "emptyDir": map[string]any{}}}
 	mounts := []map[string]any{{"name": "kv-emulator", "mountPath": kindEmulatorMount, "readOnly": true}}
 	if _, err := run(ctx, k.helm, "upgrade", "--install", kindRelease, filepath.Join(root, "charts", "vaultsync"),
-		"--namespace", localenv.OperatorNamespace, "--create-namespace",
+		"--namespace", testenv.OperatorNamespace, "--create-namespace",
 		"--set", "image.repository="+repo, "--set", "image.tag="+tag,
 		"--set", "manager.logLevel="+logLevel(), "--set", "manager.logEncoder=console",
 		"--set-json", "extraEnv="+mustJSON(extraEnv),
@@ -89,7 +89,7 @@ func startKind(ctx context.Context) (environment, error) {
 		},
 	}
 	patch := []map[string]any{{"op": "add", "path": "/spec/template/spec/initContainers", "value": []any{sidecar}}}
-	if _, err := localenv.Kubectl(ctx, k.cp, "patch", "deployment", kindDeployment, "-n", localenv.OperatorNamespace,
+	if _, err := testenv.Kubectl(ctx, k.cp, "patch", "deployment", kindDeployment, "-n", testenv.OperatorNamespace,
 		"--type=json", "-p", mustJSON(patch)); err != nil {
 		return k, err
 	}
@@ -103,21 +103,21 @@ func startKind(ctx context.Context) (environment, error) {
 // admin API and federates the samples' ServiceAccount. After a restart the
 // emulator is a new process with the seeded state, so this runs again.
 func (k *kindEnv) connect(ctx context.Context) error {
-	if _, err := localenv.Kubectl(ctx, k.cp, "rollout", "status", "deployment/"+kindDeployment,
-		"-n", localenv.OperatorNamespace, "--timeout=3m"); err != nil {
+	if _, err := testenv.Kubectl(ctx, k.cp, "rollout", "status", "deployment/"+kindDeployment,
+		"-n", testenv.OperatorNamespace, "--timeout=3m"); err != nil {
 		return err
 	}
 	if k.portForward != nil {
 		_ = k.portForward.Stop(5 * time.Second)
 	}
-	cmd := exec.Command(k.cp.Kubectl(), "port-forward", "-n", localenv.OperatorNamespace,
+	cmd := exec.Command(k.cp.Kubectl(), "port-forward", "-n", testenv.OperatorNamespace,
 		"deployment/"+kindDeployment, fmt.Sprintf("127.0.0.1:0:%d", kindAdminPort))
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+k.cp.Kubeconfig)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
 	}
-	if k.portForward, err = localenv.StartProcess("port-forward", cmd); err != nil {
+	if k.portForward, err = testenv.StartProcess("port-forward", cmd); err != nil {
 		return err
 	}
 	local := make(chan string, 1)
@@ -141,16 +141,16 @@ func (k *kindEnv) connect(ctx context.Context) error {
 	case <-time.After(30 * time.Second):
 		return errors.New("kubectl port-forward printed no local port within 30s")
 	}
-	if err := localenv.Poll(ctx, time.Minute, 500*time.Millisecond, func() (bool, error) {
+	if err := testenv.Poll(ctx, time.Minute, 500*time.Millisecond, func() (bool, error) {
 		_, err := k.admin.Env(ctx)
 		return err == nil, nil
 	}); err != nil {
 		return fmt.Errorf("the emulator's admin API does not answer through port-forward: %w", err)
 	}
-	if err := localenv.EnsureNamespace(ctx, mustClient(k.cp), namespace); err != nil {
+	if err := testenv.EnsureNamespace(ctx, mustClient(k.cp), namespace); err != nil {
 		return err
 	}
-	return localenv.Federate(ctx, k.cp.Config, k.admin, localenv.Identity, namespace, localenv.ServiceAccount)
+	return testenv.Federate(ctx, k.cp.Config, k.admin, testenv.Identity, namespace, testenv.ServiceAccount)
 }
 
 func (k *kindEnv) ControlPlane() *controlplane.ControlPlane { return k.cp }
@@ -158,7 +158,7 @@ func (k *kindEnv) ControlPlane() *controlplane.ControlPlane { return k.cp }
 func (k *kindEnv) Admin() *admin.Client { return k.admin }
 
 func (k *kindEnv) OperatorLog(ctx context.Context) (string, error) {
-	out, err := localenv.Kubectl(ctx, k.cp, "logs", "-n", localenv.OperatorNamespace, "deployment/"+kindDeployment,
+	out, err := testenv.Kubectl(ctx, k.cp, "logs", "-n", testenv.OperatorNamespace, "deployment/"+kindDeployment,
 		"-c", "manager", "--tail=-1")
 	return string(out), err
 }
@@ -166,8 +166,8 @@ func (k *kindEnv) OperatorLog(ctx context.Context) (string, error) {
 // RestartOperator replaces the manager pod: Kubernetes sends SIGTERM and
 // starts a new pod. The emulator sidecar restarts with it.
 func (k *kindEnv) RestartOperator(ctx context.Context) error {
-	if _, err := localenv.Kubectl(ctx, k.cp, "rollout", "restart", "deployment/"+kindDeployment,
-		"-n", localenv.OperatorNamespace); err != nil {
+	if _, err := testenv.Kubectl(ctx, k.cp, "rollout", "restart", "deployment/"+kindDeployment,
+		"-n", testenv.OperatorNamespace); err != nil {
 		return err
 	}
 	return k.connect(ctx)
@@ -182,10 +182,10 @@ func (k *kindEnv) Stop() {
 	if k.cp == nil {
 		return
 	}
-	if _, err := localenv.Kubectl(stopCtx, k.cp, "delete", "namespace", namespace, "--ignore-not-found", "--wait=false"); err != nil {
+	if _, err := testenv.Kubectl(stopCtx, k.cp, "delete", "namespace", namespace, "--ignore-not-found", "--wait=false"); err != nil {
 		GinkgoWriter.Println(err)
 	}
-	if _, err := run(stopCtx, k.helm, "uninstall", kindRelease, "--namespace", localenv.OperatorNamespace); err != nil {
+	if _, err := run(stopCtx, k.helm, "uninstall", kindRelease, "--namespace", testenv.OperatorNamespace); err != nil {
 		GinkgoWriter.Println(err)
 	}
 	k.cp.Stop()

@@ -11,14 +11,14 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 
 	"github.com/vaultsync/vaultsync/test/controlplane"
-	"github.com/vaultsync/vaultsync/test/e2e/localenv"
 	"github.com/vaultsync/vaultsync/test/emulator/admin"
+	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
 // localEnv runs the built binaries as subprocesses next to the local
 // control plane.
 type localEnv struct {
-	env  *localenv.Env
+	env  *testenv.Env
 	dir  string
 	logs []string
 }
@@ -31,18 +31,18 @@ func startLocal(ctx context.Context) (environment, error) {
 	if err != nil {
 		return nil, err
 	}
-	bins, ok, err := localenv.BinariesFromEnv()
+	bins, ok, err := testenv.BinariesFromEnv()
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		By("building bin/manager and bin/kv-emulator into " + dir)
-		if bins, err = localenv.Build(ctx, root, filepath.Join(dir, "bin")); err != nil {
+		if bins, err = testenv.Build(ctx, root, filepath.Join(dir, "bin")); err != nil {
 			return nil, err
 		}
 	}
 	By("starting the control plane, the emulator and the operator")
-	e, err := localenv.Up(localenv.Options{
+	e, err := testenv.Up(testenv.Options{
 		Root:      root,
 		StateDir:  filepath.Join(dir, "state"),
 		Namespace: namespace,
@@ -50,7 +50,7 @@ func startLocal(ctx context.Context) (environment, error) {
 		// Verbose, so that the leak spec sees as much as possible.
 		ManagerArgs: []string{"--zap-log-level=" + logLevel()},
 		SkipSamples: true,
-	}, localenv.RunStep(ctx))
+	}, testenv.RunStep(ctx))
 	l := &localEnv{env: e, dir: dir, logs: []string{e.ManagerLog}}
 	if err != nil {
 		l.Stop()

@@ -32,8 +32,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
-	"github.com/vaultsync/vaultsync/test/e2e/localenv"
 	"github.com/vaultsync/vaultsync/test/emulator/admin"
+	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
 // The scenario of TestMetrics runs in its own control plane, emulator and
@@ -92,7 +92,7 @@ func documentedMetrics(path string) ([]documentedMetric, error) {
 
 func TestDocumentedMetrics(t *testing.T) {
 	g := NewWithT(t)
-	root, err := localenv.RepoRoot()
+	root, err := testenv.RepoRoot()
 	g.Expect(err).NotTo(HaveOccurred())
 	docs, err := documentedMetrics(filepath.Join(root, "docs", "metrics.md"))
 	g.Expect(err).NotTo(HaveOccurred())
@@ -151,7 +151,7 @@ func TestMetrics(t *testing.T) {
 		t.Skip("the metrics scenario runs on the local control plane (E2E_CLUSTER unset)")
 	}
 	g := NewWithT(t)
-	root, err := localenv.RepoRoot()
+	root, err := testenv.RepoRoot()
 	g.Expect(err).NotTo(HaveOccurred())
 	docs, err := documentedMetrics(filepath.Join(root, "docs", "metrics.md"))
 	g.Expect(err).NotTo(HaveOccurred())
@@ -167,17 +167,17 @@ func TestMetrics(t *testing.T) {
 
 	step("seeding a secret with an expiry and a consumer Deployment, applying five VaultSecrets")
 	expires := time.Now().Add(90 * 24 * time.Hour).Truncate(time.Second).UTC()
-	_, err = run.admin().SetSecret(ctx, localenv.Vault, "api-token",
+	_, err = run.admin().SetSecret(ctx, testenv.Vault, "api-token",
 		admin.SecretVersion{Value: randomValue(), ContentType: "text/plain", Expires: &expires})
 	g.Expect(err).NotTo(HaveOccurred())
 	// The VaultPushSecret writes with the same identity: it may set secrets too.
-	g.Expect(run.admin().AddRoleAssignment(ctx, localenv.Vault, admin.RoleAssignment{Principal: "app", Role: "Key Vault Secrets Officer"})).To(Succeed())
+	g.Expect(run.admin().AddRoleAssignment(ctx, testenv.Vault, admin.RoleAssignment{Principal: "app", Role: "Key Vault Secrets Officer"})).To(Succeed())
 	run.apply(ctx, g, scenarioObjects)
 
 	step("waiting for three VaultSecrets to be Ready and two to fail, one VaultPushSecret to push and one to fail")
 	g.Eventually(func(g Gomega) {
 		for _, name := range []string{"db-credentials", "web-tls", "api-token"} {
-			g.Expect(localenv.IsReady(run.vaultSecret(g, name))).To(BeTrue(), "VaultSecret %s is Ready", name)
+			g.Expect(testenv.IsReady(run.vaultSecret(g, name))).To(BeTrue(), "VaultSecret %s is Ready", name)
 		}
 		g.Expect(run.readyReason(g, "broken")).To(Equal("SecretNotFound"))
 		g.Expect(run.readyReason(g, "stranger")).To(Equal("FederatedCredentialMismatch"))
@@ -187,16 +187,16 @@ func TestMetrics(t *testing.T) {
 
 	step("throttling the next GetSecret (429), subscribing the events endpoint and rotating DbPassword")
 	g.Expect(run.admin().SetFaults(ctx, admin.Faults{Vaults: []admin.VaultFault{
-		{Vault: localenv.Vault, Operation: "GetSecret", Status: http.StatusTooManyRequests, Count: 1},
+		{Vault: testenv.Vault, Operation: "GetSecret", Status: http.StatusTooManyRequests, Count: 1},
 	}})).To(Succeed())
 	g.Eventually(func() error {
 		_, err := run.admin().AddEventSubscription(ctx, admin.EventSubscription{
-			Name: "vaultsync", Endpoint: run.eventsURL, Vaults: []string{localenv.Vault}, Secret: run.eventsKey,
+			Name: "vaultsync", Endpoint: run.eventsURL, Vaults: []string{testenv.Vault}, Secret: run.eventsKey,
 		})
 		return err
 	}, 20*time.Second, 500*time.Millisecond).Should(Succeed(), "the events endpoint answers the validation handshake")
 	rotated := randomValue()
-	rotation, err := run.admin().SetSecret(ctx, localenv.Vault, "DbPassword", admin.SecretVersion{Value: rotated, ContentType: "text/plain"})
+	rotation, err := run.admin().SetSecret(ctx, testenv.Vault, "DbPassword", admin.SecretVersion{Value: rotated, ContentType: "text/plain"})
 	g.Expect(err).NotTo(HaveOccurred())
 
 	step("waiting for the event to sync the new version and restart the consumer")
@@ -213,7 +213,7 @@ func TestMetrics(t *testing.T) {
 	g.Expect(run.admin().ClearFaults(ctx)).To(Succeed())
 
 	step("changing an annotation of a synced Secret: a reconcile with nothing to do")
-	_, err = localenv.Kubectl(ctx, run.env.CP, "annotate", "-n", metricsNamespace, "secret", "web-tls", "example.com/touched=yes")
+	_, err = testenv.Kubectl(ctx, run.env.CP, "annotate", "-n", metricsNamespace, "secret", "web-tls", "example.com/touched=yes")
 	g.Expect(err).NotTo(HaveOccurred())
 
 	webTLS := run.vaultSecret(g, "web-tls")
@@ -225,7 +225,7 @@ func TestMetrics(t *testing.T) {
 	g.Expect(run.scrapeStatus(ctx, run.token(ctx, g, "nobody"))).To(Equal(http.StatusForbidden))
 
 	step("scraping /metrics as a ServiceAccount bound to config/rbac's metrics-reader role")
-	_, err = localenv.Kubectl(ctx, run.env.CP, "apply", "-f", filepath.Join(root, "config", "rbac", "metrics_reader_role.yaml"))
+	_, err = testenv.Kubectl(ctx, run.env.CP, "apply", "-f", filepath.Join(root, "config", "rbac", "metrics_reader_role.yaml"))
 	g.Expect(err).NotTo(HaveOccurred())
 	token := run.token(ctx, g, "scraper")
 	g.Expect(run.k8s.Create(ctx, &rbacv1.ClusterRoleBinding{
@@ -386,7 +386,7 @@ func describeFamily(fam *dto.MetricFamily) string {
 
 // metricsRun is the environment of TestMetrics.
 type metricsRun struct {
-	env        *localenv.Env
+	env        *testenv.Env
 	k8s        client.Client
 	cs         kubernetes.Interface
 	metricsURL string
@@ -405,17 +405,17 @@ func startMetricsRun(ctx context.Context, t *testing.T, root string) *metricsRun
 	g := NewWithT(t)
 	dir, err := os.MkdirTemp("", "vaultsync-e2e-metrics-")
 	g.Expect(err).NotTo(HaveOccurred())
-	bins, ok, err := localenv.BinariesFromEnv()
+	bins, ok, err := testenv.BinariesFromEnv()
 	g.Expect(err).NotTo(HaveOccurred())
 	if !ok {
 		t.Logf("building bin/manager and bin/kv-emulator into %s", dir)
-		bins, err = localenv.Build(ctx, root, filepath.Join(dir, "bin"))
+		bins, err = testenv.Build(ctx, root, filepath.Join(dir, "bin"))
 		g.Expect(err).NotTo(HaveOccurred())
 	}
 	metricsAddr, eventsAddr := freeLoopbackAddr(g), freeLoopbackAddr(g)
 	stateDir := filepath.Join(dir, "state")
-	e := &localenv.Env{
-		Options: localenv.Options{Root: root, StateDir: stateDir, Namespace: metricsNamespace, Binaries: bins,
+	e := &testenv.Env{
+		Options: testenv.Options{Root: root, StateDir: stateDir, Namespace: metricsNamespace, Binaries: bins,
 			ManagerArgs: []string{
 				"--metrics-bind-address", metricsAddr, // HTTPS with authn/authz: the default --metrics-secure
 				"--events-bind-address", eventsAddr, // plain HTTP on loopback (no certificate files)
@@ -426,32 +426,32 @@ func startMetricsRun(ctx context.Context, t *testing.T, root string) *metricsRun
 	t.Cleanup(func() {
 		e.Down()
 		if t.Failed() || os.Getenv("E2E_KEEP") != "" {
-			t.Logf("last lines of the operator log:\n%s\nkept %s", localenv.Tail(e.ManagerLog, 40), dir)
+			t.Logf("last lines of the operator log:\n%s\nkept %s", testenv.Tail(e.ManagerLog, 40), dir)
 			return
 		}
 		_ = os.RemoveAll(dir)
 	})
 	g.Expect(os.MkdirAll(stateDir, 0o700)).To(Succeed())
 
-	e.CP, e.K8s, err = localenv.StartControlPlane(ctx, root, false)
+	e.CP, e.K8s, err = testenv.StartControlPlane(ctx, root, false)
 	g.Expect(err).NotTo(HaveOccurred())
-	for _, ns := range []string{localenv.OperatorNamespace, metricsNamespace} {
-		g.Expect(localenv.EnsureNamespace(ctx, e.K8s, ns)).To(Succeed())
+	for _, ns := range []string{testenv.OperatorNamespace, metricsNamespace} {
+		g.Expect(testenv.EnsureNamespace(ctx, e.K8s, ns)).To(Succeed())
 	}
-	e.Emulator, err = localenv.StartEmulator(ctx, localenv.EmulatorOptions{
+	e.Emulator, err = testenv.StartEmulator(ctx, testenv.EmulatorOptions{
 		Binary:   bins.Emulator,
 		Config:   filepath.Join(root, "hack", "demo", "emulator.yaml"),
 		StateDir: filepath.Join(stateDir, "emulator"),
 		LogFile:  filepath.Join(stateDir, "emulator.log"),
 	})
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(localenv.Federate(ctx, e.CP.Config, e.Emulator.Admin, localenv.Identity, metricsNamespace, localenv.ServiceAccount)).To(Succeed())
+	g.Expect(testenv.Federate(ctx, e.CP.Config, e.Emulator.Admin, testenv.Identity, metricsNamespace, testenv.ServiceAccount)).To(Succeed())
 
 	key := make([]byte, 24)
 	_, _ = rand.Read(key)
 	eventsKey := hex.EncodeToString(key)
 	g.Expect(e.K8s.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: localenv.OperatorNamespace, Name: eventsSecretName},
+		ObjectMeta: metav1.ObjectMeta{Namespace: testenv.OperatorNamespace, Name: eventsSecretName},
 		Data:       map[string][]byte{"key": []byte(eventsKey)},
 	})).To(Succeed())
 
@@ -474,7 +474,7 @@ func freeLoopbackAddr(g Gomega) string {
 func (r *metricsRun) apply(ctx context.Context, g Gomega, yaml string) {
 	f := filepath.Join(r.env.StateDir, fmt.Sprintf("objects-%d.yaml", time.Now().UnixNano()))
 	g.Expect(os.WriteFile(f, []byte(yaml), 0o600)).To(Succeed())
-	_, err := localenv.Kubectl(ctx, r.env.CP, "apply", "-n", metricsNamespace, "-f", f)
+	_, err := testenv.Kubectl(ctx, r.env.CP, "apply", "-n", metricsNamespace, "-f", f)
 	g.Expect(err).NotTo(HaveOccurred())
 }
 

@@ -12,7 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/vaultsync/vaultsync/test/controlplane"
-	"github.com/vaultsync/vaultsync/test/e2e/localenv"
+	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
 // promise is what a sample's comment says it produces.
@@ -54,7 +54,7 @@ func parsePromise(text string) (promise, bool) {
 
 // samplePromises reads the promises of every sample that makes a Secret.
 func samplePromises() ([]promise, error) {
-	files, err := localenv.SampleFiles(root)
+	files, err := testenv.SampleFiles(root)
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,6 @@ package eventbench
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"math"
@@ -39,9 +38,9 @@ import (
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 	"github.com/vaultsync/vaultsync/controllers"
 	"github.com/vaultsync/vaultsync/internal/events"
-	"github.com/vaultsync/vaultsync/test/bench/harness"
-	"github.com/vaultsync/vaultsync/test/controlplane"
 	"github.com/vaultsync/vaultsync/test/emulator"
+	"github.com/vaultsync/vaultsync/test/testenv"
+	"github.com/vaultsync/vaultsync/test/testenv/inprocess"
 )
 
 const (
@@ -65,7 +64,7 @@ var (
 	k8s      client.Client
 	received = &eventCounter{}
 	// loadStart is the load average before the control plane started.
-	loadStart = harness.LoadAvg()
+	loadStart = testenv.LoadAvg()
 	// report is the results table of the last run with enough samples, printed after the
 	// benchmarks so that it does not land in the middle of go test's result line.
 	report string
@@ -98,16 +97,18 @@ func run(m *testing.M) int {
 	ctrl.SetLogger(logr.Discard())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	tmp, err := os.MkdirTemp("", "vaultsync-eventbench-")
+	// The control plane without kube-controller-manager, and the emulator
+	// with the demo's directory, both in this process.
+	var cfg *emulator.Config
+	env, err := inprocess.Start(inprocess.Options{EmulatorConfig: func(e *inprocess.Env) (*emulator.Config, error) {
+		var err error
+		cfg, err = emulator.LoadConfig(filepath.Join(e.Root, "hack", "demo", "emulator.yaml"))
+		return cfg, err
+	}})
 	must(err)
-	defer os.RemoveAll(tmp)
-	opts, err := emulator.PrepareEnv(filepath.Join(tmp, "emulator"))
-	must(err)
-	root, err := controlplane.RepoRoot()
-	must(err)
-	cp, err := controlplane.Start(ctx, controlplane.Options{CRDDirectoryPaths: []string{filepath.Join(root, "config", "crd", "bases")}})
-	must(err)
-	defer cp.Stop()
+	defer env.Close()
+	cp := env.CP
+	emu = env.Emu
 	cs, err = kubernetes.NewForConfig(cp.Config)
 	must(err)
 	scheme := runtime.NewScheme()
@@ -115,12 +116,6 @@ func run(m *testing.M) int {
 	must(controllers.AddToScheme(scheme))
 	k8s, err = client.New(cp.Config, client.Options{Scheme: scheme})
 	must(err)
-
-	cfg, err := emulator.LoadConfig(filepath.Join(root, "hack", "demo", "emulator.yaml"))
-	must(err)
-	emu, err = emulator.Start(ctx, cfg, opts)
-	must(err)
-	defer emu.Close()
 	must(emu.AddVault(emulator.Vault{Name: vault, RoleAssignments: []emulator.RoleAssignment{{Principal: "app", Role: "Key Vault Secrets User"}}}))
 
 	o := controllers.DefaultOptions()
@@ -142,21 +137,14 @@ func run(m *testing.M) int {
 	go func() { _ = mgr.Start(ctx) }()
 
 	// A namespace whose ServiceAccount is federated with the emulator's "app".
-	raw, err := cs.Discovery().RESTClient().Get().AbsPath("/.well-known/openid-configuration").DoRaw(ctx)
-	must(err)
-	var doc struct{ Issuer string }
-	must(json.Unmarshal(raw, &doc))
-	issuer := doc.Issuer
-	jwks, err := cs.Discovery().RESTClient().Get().AbsPath("/openid/v1/jwks").DoRaw(ctx)
-	must(err)
 	_, err = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}, metav1.CreateOptions{})
 	must(err)
 	_, err = cs.CoreV1().ServiceAccounts("bench").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "app", Annotations: map[string]string{
 		"azure.workload.identity/client-id": appClient, "azure.workload.identity/tenant-id": cfg.TenantID,
 	}}}, metav1.CreateOptions{})
 	must(err)
-	must(emu.AddFederatedCredential("app", emulator.FederatedCredential{Issuer: issuer,
-		Subject: "system:serviceaccount:bench:app", Audience: "api://AzureADTokenExchange", JWKS: jwks}))
+	must(emu.AddFederatedCredential("app", emulator.FederatedCredential{Issuer: env.Issuer,
+		Subject: "system:serviceaccount:bench:app", Audience: testenv.WorkloadIdentityAudience, JWKS: env.JWKS}))
 	code := m.Run()
 	fmt.Print(report)
 	return code
@@ -273,9 +261,9 @@ func table(n int, p50, p99, maxS time.Duration, accepted, reads int) string {
 	}
 	command += " ./test/eventbench/"
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nMachine: %s\n\nCommand: `%s` (`make bench-events`)\n\n", harness.Machine(), command)
+	fmt.Fprintf(&b, "\nMachine: %s\n\nCommand: `%s` (`make bench-events`)\n\n", testenv.Machine(), command)
 	fmt.Fprintf(&b, "Run: %s; load average (1, 5, 15 min) %s before the control plane started, %s at the end\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), loadStart, harness.LoadAvg())
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), loadStart, testenv.LoadAvg())
 	fmt.Fprintln(&b, "| figure | measured | target | result |")
 	fmt.Fprintln(&b, "|---|---|---|---|")
 	fmt.Fprintf(&b, "| rotations (samples) | %d | ≥ %d | %s |\n", n, minSamples, verdict(n >= minSamples))

@@ -20,8 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
-	"github.com/vaultsync/vaultsync/test/e2e/localenv"
 	"github.com/vaultsync/vaultsync/test/emulator/admin"
+	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
 const (
@@ -109,7 +109,7 @@ var _ = Describe("Restarts and failovers", Ordered, func() {
 
 	It("pushes a Secret to Key Vault once across a restart and a failover, and a second pusher cannot take it over", func() {
 		const object = "failover-pushed"
-		_ = emu.Admin.AddRoleAssignment(ctx, localenv.Vault, admin.RoleAssignment{Principal: "app", Role: "Key Vault Secrets Officer"})
+		_ = emu.Admin.AddRoleAssignment(ctx, testenv.Vault, admin.RoleAssignment{Principal: "app", Role: "Key Vault Secrets Officer"})
 		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "push-source"},
 			Data: map[string][]byte{"password": []byte("pushed-value-1")}})).To(Succeed())
 		createPush("pushed", "push-source", object)
@@ -179,7 +179,7 @@ var _ = Describe("Restarts and failovers", Ordered, func() {
 
 		By("deleting the hash-key Secret and restarting the manager: it makes a new key")
 		Expect(k8s.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
-			Namespace: localenv.OperatorNamespace, Name: "vaultsync-hash-key"}})).To(Succeed())
+			Namespace: testenv.OperatorNamespace, Name: "vaultsync-hash-key"}})).To(Succeed())
 		prev := leader
 		leader = leader.restart()
 		svc.replace(prev, leader)
@@ -211,14 +211,14 @@ func subscribe(s *service) {
 	GinkgoHelper()
 	_, err := emu.Admin.AddEventSubscription(ctx, admin.EventSubscription{
 		Name: "operator", Endpoint: "http://" + s.ln.Addr().String() + "/events", Secret: eventsKey,
-		Vaults: []string{localenv.Vault}, MaxAttempts: 10,
+		Vaults: []string{testenv.Vault}, MaxAttempts: 10,
 	})
 	Expect(err).NotTo(HaveOccurred())
 }
 
 func setSecret(name, value string, exp *time.Time) {
 	GinkgoHelper()
-	_, err := emu.Admin.SetSecret(ctx, localenv.Vault, name, admin.SecretVersion{Value: value, Expires: exp})
+	_, err := emu.Admin.SetSecret(ctx, testenv.Vault, name, admin.SecretVersion{Value: value, Expires: exp})
 	Expect(err).NotTo(HaveOccurred())
 }
 
@@ -241,7 +241,7 @@ func rotateAndWait(vs, object, value string) time.Duration {
 func createVS(name string, spec v1alpha1.VaultSecretSpec) {
 	GinkgoHelper()
 	spec.Vault = &v1alpha1.VaultRef{URL: "https://" + demoHost + "/", Auth: v1alpha1.VaultAuth{
-		WorkloadIdentity: &v1alpha1.WorkloadIdentityAuth{ServiceAccountName: localenv.ServiceAccount}}}
+		WorkloadIdentity: &v1alpha1.WorkloadIdentityAuth{ServiceAccountName: testenv.ServiceAccount}}}
 	Expect(k8s.Create(ctx, &v1alpha1.VaultSecret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}, Spec: spec})).To(Succeed())
 }
 
@@ -257,7 +257,7 @@ func waitReady(names ...string) {
 	for _, n := range names {
 		Eventually(func() bool {
 			vs := getVS(n)
-			return localenv.IsReady(vs) && meta.IsStatusConditionTrue(vs.Status.Conditions, v1alpha1.ConditionReady)
+			return testenv.IsReady(vs) && meta.IsStatusConditionTrue(vs.Status.Conditions, v1alpha1.ConditionReady)
 		}, wait, 100*time.Millisecond).Should(BeTrue(), "VaultSecret %s becomes Ready", n)
 	}
 }
@@ -320,7 +320,7 @@ func createPush(name, source, object string) {
 		Spec: v1alpha1.VaultPushSecretSpec{
 			SecretRef: v1alpha1.PushSecretRef{Name: source},
 			Vault: &v1alpha1.VaultRef{URL: "https://" + demoHost + "/", Auth: v1alpha1.VaultAuth{
-				WorkloadIdentity: &v1alpha1.WorkloadIdentityAuth{ServiceAccountName: localenv.ServiceAccount}}},
+				WorkloadIdentity: &v1alpha1.WorkloadIdentityAuth{ServiceAccountName: testenv.ServiceAccount}}},
 			Data: []v1alpha1.PushDataItem{{SecretKey: "password", Remote: v1alpha1.PushRemoteRef{Name: object}}},
 		},
 	})).To(Succeed())

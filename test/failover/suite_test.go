@@ -27,7 +27,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/vaultsync/vaultsync/test/controlplane"
-	"github.com/vaultsync/vaultsync/test/e2e/localenv"
+	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
 const (
@@ -40,10 +40,10 @@ var (
 	cancel  context.CancelFunc
 	root    string
 	dir     string
-	bins    localenv.Binaries
+	bins    testenv.Binaries
 	cp      *controlplane.ControlPlane
 	k8s     client.Client
-	emu     *localenv.Emulator
+	emu     *testenv.Emulator
 	seq     int
 	failed  bool
 	running []*replica
@@ -58,25 +58,25 @@ var _ = BeforeSuite(func() {
 	ctrllog.SetLogger(logr.Discard())
 	ctx, cancel = context.WithCancel(context.Background())
 	var err error
-	root, err = localenv.RepoRoot()
+	root, err = testenv.RepoRoot()
 	Expect(err).NotTo(HaveOccurred())
 	dir, err = os.MkdirTemp("", "vaultsync-failover-")
 	Expect(err).NotTo(HaveOccurred())
 
 	var ok bool
-	bins, ok, err = localenv.BinariesFromEnv()
+	bins, ok, err = testenv.BinariesFromEnv()
 	Expect(err).NotTo(HaveOccurred())
 	if !ok {
 		By("building the manager and the emulator into " + dir)
-		bins, err = localenv.Build(ctx, root, filepath.Join(dir, "bin"))
+		bins, err = testenv.Build(ctx, root, filepath.Join(dir, "bin"))
 		Expect(err).NotTo(HaveOccurred())
 	}
-	cp, k8s, err = localenv.StartControlPlane(ctx, root, false)
+	cp, k8s, err = testenv.StartControlPlane(ctx, root, false)
 	Expect(err).NotTo(HaveOccurred())
-	for _, ns := range []string{localenv.OperatorNamespace, namespace} {
-		Expect(localenv.EnsureNamespace(ctx, k8s, ns)).To(Succeed())
+	for _, ns := range []string{testenv.OperatorNamespace, namespace} {
+		Expect(testenv.EnsureNamespace(ctx, k8s, ns)).To(Succeed())
 	}
-	emu, err = localenv.StartEmulator(ctx, localenv.EmulatorOptions{
+	emu, err = testenv.StartEmulator(ctx, testenv.EmulatorOptions{
 		Binary:   bins.Emulator,
 		Config:   filepath.Join(root, "hack", "demo", "emulator.yaml"),
 		StateDir: filepath.Join(dir, "emulator"),
@@ -84,11 +84,11 @@ var _ = BeforeSuite(func() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	// The samples' ServiceAccount carries the emulated identity's client and tenant ids.
-	_, err = localenv.Kubectl(ctx, cp, "apply", "-n", namespace, "-f", filepath.Join(root, "config", "samples", "serviceaccount.yaml"))
+	_, err = testenv.Kubectl(ctx, cp, "apply", "-n", namespace, "-f", filepath.Join(root, "config", "samples", "serviceaccount.yaml"))
 	Expect(err).NotTo(HaveOccurred())
-	Expect(localenv.Federate(ctx, cp.Config, emu.Admin, localenv.Identity, namespace, localenv.ServiceAccount)).To(Succeed())
+	Expect(testenv.Federate(ctx, cp.Config, emu.Admin, testenv.Identity, namespace, testenv.ServiceAccount)).To(Succeed())
 	Expect(k8s.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: localenv.OperatorNamespace, Name: "vaultsync-events"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: testenv.OperatorNamespace, Name: "vaultsync-events"},
 		Data:       map[string][]byte{"key": []byte(eventsKey)},
 	})).To(Succeed())
 })
@@ -99,7 +99,7 @@ var _ = AfterEach(func() {
 	}
 	failed = true
 	for _, r := range running {
-		GinkgoWriter.Printf("last lines of %s:\n%s\n", r.log, localenv.Tail(r.log, 30))
+		GinkgoWriter.Printf("last lines of %s:\n%s\n", r.log, testenv.Tail(r.log, 30))
 	}
 })
 
@@ -127,7 +127,7 @@ var _ = AfterSuite(func() {
 type replica struct {
 	name    string
 	pod     string // the Pod object the replica labels while it leads
-	proc    *localenv.Process
+	proc    *testenv.Process
 	log     string
 	events  string // host:port of the events endpoint
 	metrics string // host:port of the (plain HTTP) metrics endpoint
@@ -143,11 +143,11 @@ func startReplica(name string) *replica {
 	// The Pod object the replica would run in: nothing runs it here (no
 	// kubelet), it only carries the leader label the events Service selects.
 	Expect(k8s.Create(ctx, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: localenv.OperatorNamespace, Name: r.pod},
+		ObjectMeta: metav1.ObjectMeta{Namespace: testenv.OperatorNamespace, Name: r.pod},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "manager", Image: "example.invalid/vaultsync:dev"}}},
 	})).To(Succeed())
 	r.launch()
-	Expect(localenv.WaitForLog(ctx, r.proc, r.log, "starting vaultsync", time.Minute)).To(Succeed())
+	Expect(testenv.WaitForLog(ctx, r.proc, r.log, "starting vaultsync", time.Minute)).To(Succeed())
 	return r
 }
 
@@ -155,7 +155,7 @@ func startReplica(name string) *replica {
 func (r *replica) launch() {
 	GinkgoHelper()
 	var err error
-	r.proc, err = localenv.StartManager(localenv.ManagerOptions{
+	r.proc, err = testenv.StartManager(testenv.ManagerOptions{
 		Binary: bins.Manager, Kubeconfig: cp.Kubeconfig, Env: emu.ClientEnv(), LogFile: r.log, Args: r.args(),
 	})
 	Expect(err).NotTo(HaveOccurred())
@@ -164,7 +164,7 @@ func (r *replica) launch() {
 
 func (r *replica) args() []string {
 	return []string{
-		"--leader-elect", "--leader-election-namespace", localenv.OperatorNamespace,
+		"--leader-elect", "--leader-election-namespace", testenv.OperatorNamespace,
 		"--events-bind-address", r.events,
 		"--leader-pod-label", leaderLabel, "--pod-name", r.pod,
 		"--metrics-bind-address", r.metrics, "--metrics-secure=false",
@@ -200,7 +200,7 @@ func (r *replica) logged(substr string) bool {
 // labelled reports whether the replica's Pod carries the leader label.
 func (r *replica) labelled() bool {
 	pod := &corev1.Pod{}
-	if err := k8s.Get(ctx, client.ObjectKey{Namespace: localenv.OperatorNamespace, Name: r.pod}, pod); err != nil {
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: testenv.OperatorNamespace, Name: r.pod}, pod); err != nil {
 		return false
 	}
 	return pod.Labels[leaderLabel] == "true"

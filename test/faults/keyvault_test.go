@@ -7,9 +7,9 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/vaultsync/vaultsync/test/bench/harness"
 	"github.com/vaultsync/vaultsync/test/emulator"
 	"github.com/vaultsync/vaultsync/test/emulator/admin"
+	"github.com/vaultsync/vaultsync/test/testenv/inprocess"
 )
 
 // fixture is a namespace with VaultSecrets on one vault; each VaultSecret
@@ -106,7 +106,7 @@ func (f *fixture) expectReason(within time.Duration, reasons ...string) {
 }
 
 var _ = Describe("Key Vault and Entra ID faults", Ordered, func() {
-	var mgr *harness.Manager
+	var mgr *inprocess.Manager
 	BeforeAll(func() { mgr = startManager("kv") })
 	AfterAll(func() { stopManager(mgr) })
 
@@ -119,7 +119,7 @@ var _ = Describe("Key Vault and Entra ID faults", Ordered, func() {
 		f.rotate()
 		f.forceSyncAll()
 		f.expectCurrent(90 * time.Second)
-		st := harness.AnalyzePauses(env.Emu.Requests(emulator.LogFilter{Service: "keyvault", Vault: v, Since: start}))
+		st := inprocess.AnalyzePauses(env.Emu.Requests(emulator.LogFilter{Service: "keyvault", Vault: v, Since: start}))
 		GinkgoWriter.Printf("429 storm: %+v\n", st)
 		Expect(st.Throttled).To(BeNumerically(">", 0), "the vault did throttle")
 		Expect(st.DuringPause).To(BeZero(), "no request may reach a throttled vault before Retry-After")

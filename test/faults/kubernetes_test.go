@@ -11,8 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/vaultsync/vaultsync/test/bench/harness"
 	"github.com/vaultsync/vaultsync/test/emulator"
+	"github.com/vaultsync/vaultsync/test/testenv/inprocess"
 )
 
 var _ = Describe("Kubernetes faults", func() {
@@ -42,13 +42,13 @@ var _ = Describe("Kubernetes faults", func() {
 
 	It("retries Secret writes that conflict and keeps the last good data meanwhile", func() {
 		var conflicts, injected atomic.Int64
-		mgr := startManager("conflicts", func(o *harness.ManagerOptions) {
+		mgr := startManager("conflicts", func(o *inprocess.ManagerOptions) {
 			o.APIFault = func(r *http.Request) *http.Response {
 				if conflicts.Load() == 0 || r.Method == http.MethodGet || !strings.Contains(r.URL.Path, "/secrets/") {
 					return nil
 				}
 				injected.Add(1)
-				return harness.ConflictResponse(r)
+				return inprocess.ConflictResponse(r)
 			}
 		})
 		defer stopManager(mgr)
@@ -91,14 +91,14 @@ var _ = Describe("Kubernetes faults", func() {
 	It("fails over to the other replica within the lease duration, without duplicate writes", func() {
 		const lease, renew, retry = 4 * time.Second, 3 * time.Second, 500 * time.Millisecond
 		leaseNS := newNamespace()
-		le := func(o *harness.ManagerOptions) {
+		le := func(o *inprocess.ManagerOptions) {
 			o.LeaderElection, o.LeaderElectionNamespace = true, leaseNS
 			o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = lease, renew, retry
 			o.ReleaseOnCancel = false // a killed process does not release its lease
 		}
 		a := startManager("replica-a", le)
 		b := startManager("replica-b", le)
-		var leader, follower *harness.Manager
+		var leader, follower *inprocess.Manager
 		Eventually(func() bool {
 			select {
 			case <-a.Elected():

@@ -32,8 +32,8 @@ import (
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 	"github.com/vaultsync/vaultsync/controllers"
-	"github.com/vaultsync/vaultsync/test/bench/harness"
 	"github.com/vaultsync/vaultsync/test/emulator"
+	"github.com/vaultsync/vaultsync/test/testenv/inprocess"
 )
 
 // Backoff of the suite's managers: a failing VaultSecret is retried after
@@ -49,9 +49,9 @@ const (
 )
 
 var (
-	env   *harness.Env
-	inv   *harness.Invariant
-	gate  *harness.Gate
+	env   *inprocess.Env
+	inv   *inprocess.Invariant
+	gate  *inprocess.Gate
 	seq   atomic.Int64
 	bgctx = context.Background()
 )
@@ -65,11 +65,11 @@ var _ = BeforeSuite(func() {
 	ctrl.SetLogger(logr.Discard())
 	klog.SetLogger(logr.Discard())
 	var err error
-	env, err = harness.Start(harness.Options{})
+	env, err = inprocess.Start(inprocess.Options{})
 	Expect(err).NotTo(HaveOccurred())
 	u, err := url.Parse(env.CP.Config.Host)
 	Expect(err).NotTo(HaveOccurred())
-	gate, err = harness.NewGate(u.Host)
+	gate, err = inprocess.NewGate(u.Host)
 	Expect(err).NotTo(HaveOccurred())
 	inv, err = env.NewInvariant(bgctx)
 	Expect(err).NotTo(HaveOccurred())
@@ -104,9 +104,9 @@ func managerOptions() *controllers.Options {
 
 const tryTimeout = 2 * time.Second
 
-func startManager(name string, extra ...func(*harness.ManagerOptions)) *harness.Manager {
+func startManager(name string, extra ...func(*inprocess.ManagerOptions)) *inprocess.Manager {
 	GinkgoHelper()
-	o := harness.ManagerOptions{Options: managerOptions(), Gate: gate, Name: name, QPS: -1}
+	o := inprocess.ManagerOptions{Options: managerOptions(), Gate: gate, Name: name, QPS: -1}
 	if os.Getenv("FAULTS_LOG") != "" {
 		o.Log = GinkgoWriter
 	}
@@ -122,7 +122,7 @@ func startManager(name string, extra ...func(*harness.ManagerOptions)) *harness.
 // stopManager stops a manager like a kill: nothing is waited for. A manager
 // whose runnables outlive controller-runtime's 30 s grace period is reported,
 // not failed: the next manager must cope with whatever it left behind.
-func stopManager(m *harness.Manager) {
+func stopManager(m *inprocess.Manager) {
 	GinkgoHelper()
 	if err := m.Stop(); err != nil {
 		GinkgoWriter.Printf("manager stopped with: %v\n", err)
@@ -152,7 +152,7 @@ func newVault(limits *emulator.Limits) string {
 	GinkgoHelper()
 	v := name("v")
 	Expect(env.Emu.AddVault(emulator.Vault{Name: v, Limits: limits,
-		RoleAssignments: []emulator.RoleAssignment{{Principal: harness.Identity, Role: "Key Vault Secrets User"}}})).To(Succeed())
+		RoleAssignments: []emulator.RoleAssignment{{Principal: inprocess.Identity, Role: "Key Vault Secrets User"}}})).To(Succeed())
 	return v
 }
 
@@ -162,7 +162,7 @@ func createVS(ns, vsName, vault string, items map[string]string) {
 	GinkgoHelper()
 	spec := v1alpha1.VaultSecretSpec{
 		Vault: &v1alpha1.VaultRef{URL: env.VaultURL(vault), Auth: v1alpha1.VaultAuth{
-			WorkloadIdentity: &v1alpha1.WorkloadIdentityAuth{ServiceAccountName: harness.ServiceAccount},
+			WorkloadIdentity: &v1alpha1.WorkloadIdentityAuth{ServiceAccountName: inprocess.ServiceAccount},
 		}},
 		RefreshInterval: &metav1.Duration{Duration: time.Hour},
 	}

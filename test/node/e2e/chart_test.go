@@ -35,14 +35,14 @@ import (
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 	"github.com/vaultsync/vaultsync/test/controlplane"
-	"github.com/vaultsync/vaultsync/test/e2e/localenv"
 	"github.com/vaultsync/vaultsync/test/emulator/admin"
 	"github.com/vaultsync/vaultsync/test/node"
+	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
 const (
 	release   = "vaultsync"
-	opNS      = localenv.OperatorNamespace
+	opNS      = testenv.OperatorNamespace
 	tenantNS  = "tenant"
 	leaseName = "vaultsync.vaultsync.io"
 	eventsKey = "node-e2e-events-key-0123456789"
@@ -57,7 +57,7 @@ type env struct {
 	cp      *controlplane.ControlPlane
 	cs      kubernetes.Interface
 	k8s     client.Client
-	emu     *localenv.Emulator
+	emu     *testenv.Emulator
 	agent   *node.Agent
 	archive string
 	// standIn is true when the image is built here from `go build`, not
@@ -105,13 +105,13 @@ func TestChartOnNode(t *testing.T) {
 
 func setup(t *testing.T, ctx context.Context) *env {
 	g := NewWithT(t)
-	root, err := localenv.RepoRoot()
+	root, err := testenv.RepoRoot()
 	g.Expect(err).NotTo(HaveOccurred())
 	dir := t.TempDir()
 	e := &env{t: t, ctx: ctx, root: root}
 
 	t0 := time.Now()
-	bins, err := localenv.Build(ctx, root, dir)
+	bins, err := testenv.Build(ctx, root, dir)
 	g.Expect(err).NotTo(HaveOccurred())
 	// VAULTSYNC_NODE_IMAGE names the archive of make image. It must be
 	// built from this tree (the chart passes the flags of this manager),
@@ -139,14 +139,14 @@ func setup(t *testing.T, ctx context.Context) *env {
 	t.Cleanup(e.cp.Stop)
 	e.cs, err = kubernetes.NewForConfig(e.cp.Config)
 	g.Expect(err).NotTo(HaveOccurred())
-	scheme := localenv.Scheme()
+	scheme := testenv.Scheme()
 	g.Expect(apiextensionsv1.AddToScheme(scheme)).To(Succeed())
 	e.k8s, err = client.New(e.cp.Config, client.Options{Scheme: scheme})
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Logf("control plane up in %s (%s)", time.Since(t0).Round(time.Millisecond), e.cp.Config.Host)
 
 	t0 = time.Now()
-	e.emu, err = localenv.StartEmulator(ctx, localenv.EmulatorOptions{
+	e.emu, err = testenv.StartEmulator(ctx, testenv.EmulatorOptions{
 		Binary: bins.Emulator, Config: filepath.Join(root, "hack", "demo", "emulator.yaml"),
 		StateDir: filepath.Join(dir, "emulator"), LogFile: filepath.Join(dir, "emulator.log"),
 	})
@@ -175,7 +175,7 @@ func setup(t *testing.T, ctx context.Context) *env {
 			t.Errorf("the agent left behind: %v", left)
 		}
 		if t.Failed() {
-			t.Logf("agent log (tail):\n%s", localenv.Tail(agentLog.Name(), 60))
+			t.Logf("agent log (tail):\n%s", testenv.Tail(agentLog.Name(), 60))
 		}
 		_ = agentLog.Close()
 	})
@@ -184,11 +184,11 @@ func setup(t *testing.T, ctx context.Context) *env {
 	// The tenant: a ServiceAccount federated with the emulator's "app"
 	// identity, as test/e2e does.
 	for _, ns := range []string{opNS, tenantNS} {
-		g.Expect(localenv.EnsureNamespace(ctx, e.k8s, ns)).To(Succeed())
+		g.Expect(testenv.EnsureNamespace(ctx, e.k8s, ns)).To(Succeed())
 	}
-	_, err = localenv.Kubectl(ctx, e.cp, "apply", "-n", tenantNS, "-f", filepath.Join(root, "config", "samples", "serviceaccount.yaml"))
+	_, err = testenv.Kubectl(ctx, e.cp, "apply", "-n", tenantNS, "-f", filepath.Join(root, "config", "samples", "serviceaccount.yaml"))
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(localenv.Federate(ctx, e.cp.Config, e.emu.Admin, localenv.Identity, tenantNS, localenv.ServiceAccount)).To(Succeed())
+	g.Expect(testenv.Federate(ctx, e.cp.Config, e.emu.Admin, testenv.Identity, tenantNS, testenv.ServiceAccount)).To(Succeed())
 
 	// What the chart's values point at: the emulator's CA and the events key.
 	ca, err := os.ReadFile(e.emu.Env["SSL_CERT_FILE"])
@@ -363,7 +363,7 @@ func (e *env) setSecret(name, value string) {
 	if strings.HasPrefix(name, "feature-") {
 		sv.Tags = map[string]string{"env": "prod"}
 	}
-	_, err := e.emu.Admin.SetSecret(e.ctx, localenv.Vault, name, sv)
+	_, err := e.emu.Admin.SetSecret(e.ctx, testenv.Vault, name, sv)
 	NewWithT(e.t).Expect(err).NotTo(HaveOccurred())
 }
 
@@ -398,11 +398,11 @@ func (e *env) scenarioReady() {
 		}
 	}
 	t0 := time.Now()
-	_, err := localenv.Kubectl(e.ctx, e.cp, "apply", "-n", tenantNS,
+	_, err := testenv.Kubectl(e.ctx, e.cp, "apply", "-n", tenantNS,
 		"-f", filepath.Join(e.root, "config", "samples", "vaultsecret_basic.yaml"),
 		"-f", filepath.Join(e.root, "config", "samples", "vaultsecret_find.yaml"))
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(localenv.WaitReady(e.ctx, e.k8s, tenantNS, 2, nil, 2*time.Minute)).To(Succeed())
+	g.Expect(testenv.WaitReady(e.ctx, e.k8s, tenantNS, 2, nil, 2*time.Minute)).To(Succeed())
 	g.Expect(e.secretValue("db-credentials", "password")).To(Equal("correct-horse-battery-staple"))
 	e.t.Logf("VaultSecrets db-credentials and features Ready (workload identity through the emulator's proxy) in %s", time.Since(t0).Round(time.Millisecond))
 
@@ -550,7 +550,7 @@ func (e *env) scenarioUpgrade() {
 			case <-time.After(500 * time.Millisecond):
 			}
 			v := fmt.Sprintf("upgrade-rotation-%d", i)
-			if _, err := e.emu.Admin.SetSecret(e.ctx, localenv.Vault, "DbPassword", admin.SecretVersion{Value: v}); err == nil {
+			if _, err := e.emu.Admin.SetSecret(e.ctx, testenv.Vault, "DbPassword", admin.SecretVersion{Value: v}); err == nil {
 				last, rotations = v, i+1
 			}
 		}

@@ -1,12 +1,17 @@
-// Package localenv runs the pieces of a local vaultsync environment as real
-// processes: the built kv-emulator and manager binaries as subprocesses, next
-// to the local control plane of test/controlplane. make demo (hack/demo),
-// make dev-up (hack/dev) and the end-to-end suite (test/e2e) share it.
+// Package testenv is the one set-up of a local vaultsync environment for the
+// test suites, the benchmarks, make demo (hack/demo) and make dev-up
+// (hack/dev): the local control plane of test/controlplane, the Key Vault
+// emulator, and workload identity federated for a namespace. It runs the
+// built kv-emulator and manager binaries as subprocesses (Up: the end-to-end,
+// failover and node suites, the demo and the dev environment); its
+// subpackage inprocess runs the emulator, and the manager when asked, inside
+// the test process instead (the controller suite, the conformance checks,
+// the benchmarks, the fault suite and the bad-input catalogue).
 //
 // Every subprocess gets its own process group, so stopping it also stops
 // anything it started, and the kernel sends it SIGTERM if its parent dies.
 // Only loopback addresses are used.
-package localenv
+package testenv
 
 import (
 	"bytes"

@@ -1,12 +1,14 @@
-// Package harness runs vaultsync's real manager in-process against the local
-// control plane (test/controlplane) and the Key Vault emulator, for the
-// benchmark (test/bench), the fault suite (test/faults) and the bad-input
-// catalogue (test/badinput). It counts every request the manager sends to the
+// Package inprocess runs vaultsync's real manager inside the test process
+// against the local control plane (test/controlplane) and the Key Vault
+// emulator, also in-process, for the benchmark (test/bench), the fault suite
+// (test/faults) and the bad-input catalogue (test/badinput). It shares the
+// issuer and federation conventions of package testenv; unlike testenv.Up it
+// needs no built binaries. It counts every request the manager sends to the
 // kube-apiserver (APICounter) and can cut the manager off from the apiserver
 // (Gate) to emulate an apiserver outage.
 //
 // Everything it starts listens on loopback only.
-package harness
+package inprocess
 
 import (
 	"context"
@@ -29,6 +31,7 @@ import (
 	"github.com/vaultsync/vaultsync/controllers"
 	"github.com/vaultsync/vaultsync/test/controlplane"
 	"github.com/vaultsync/vaultsync/test/emulator"
+	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
 // Names of the emulated directory every Env starts with.
@@ -67,10 +70,17 @@ type Options struct {
 	Output io.Writer
 	// StateDir is the emulator's state directory (default: a temporary one, removed by Close).
 	StateDir string
+	// NoCRDs starts the control plane without vaultsync's CRDs, for suites
+	// that need only the apiserver's ServiceAccount tokens.
+	NoCRDs bool
+	// EmulatorConfig returns the emulator's directory once the control plane
+	// runs and e.Issuer and e.JWKS are known (nil: the directory of TenantID,
+	// Identity and Vault above, which NewNamespace federates with).
+	EmulatorConfig func(e *Env) (*emulator.Config, error)
 }
 
-// Env is a running control plane with the CRDs installed and a running
-// emulator whose environment (HTTPS_PROXY, SSL_CERT_FILE) this process uses.
+// Env is a running control plane, with the CRDs installed unless
+// Options.NoCRDs, and a running emulator whose environment (HTTPS_PROXY, SSL_CERT_FILE) this process uses.
 type Env struct {
 	CP  *controlplane.ControlPlane
 	Emu *emulator.Emulator
@@ -97,7 +107,7 @@ var envStarted atomic.Bool
 // CRDs and the emulator. Call Close when done.
 func Start(o Options) (*Env, error) {
 	if !envStarted.CompareAndSwap(false, true) {
-		return nil, errors.New("harness: Start may be called once per process (the proxy environment is read once)")
+		return nil, errors.New("inprocess: Start may be called once per process (the proxy environment is read once)")
 	}
 	root, err := controlplane.RepoRoot()
 	if err != nil {
@@ -114,7 +124,7 @@ func Start(o Options) (*Env, error) {
 	}()
 	state := o.StateDir
 	if state == "" {
-		if e.tmp, err = os.MkdirTemp("", "vaultsync-harness-"); err != nil {
+		if e.tmp, err = os.MkdirTemp("", "vaultsync-inprocess-"); err != nil {
 			return nil, err
 		}
 		state = e.tmp
@@ -123,11 +133,11 @@ func Start(o Options) (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("emulator environment: %w", err)
 	}
-	e.CP, err = controlplane.Start(ctx, controlplane.Options{
-		CRDDirectoryPaths: []string{filepath.Join(root, "config", "crd", "bases")},
-		ControllerManager: o.ControllerManager,
-		Output:            o.Output,
-	})
+	cpOpts := controlplane.Options{ControllerManager: o.ControllerManager, Output: o.Output}
+	if !o.NoCRDs {
+		cpOpts.CRDDirectoryPaths = []string{filepath.Join(root, "config", "crd", "bases")}
+	}
+	e.CP, err = controlplane.Start(ctx, cpOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -146,10 +156,15 @@ func Start(o Options) (*Env, error) {
 	if e.Clientset, err = kubernetes.NewForConfig(admin); err != nil {
 		return nil, err
 	}
-	if e.Issuer, e.JWKS, err = issuerAndKeys(ctx, e.Clientset); err != nil {
+	if e.Issuer, e.JWKS, err = testenv.Issuer(ctx, admin); err != nil {
 		return nil, err
 	}
-	cfg, err := emulator.ParseConfig([]byte(emulatorConfig))
+	var cfg *emulator.Config
+	if o.EmulatorConfig != nil {
+		cfg, err = o.EmulatorConfig(e)
+	} else {
+		cfg, err = emulator.ParseConfig([]byte(emulatorConfig))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -209,25 +224,6 @@ func (e *Env) CreateServiceAccount(ctx context.Context, namespace, name string) 
 	}
 	return e.Emu.AddFederatedCredential(Identity, emulator.FederatedCredential{
 		Name: namespace + "-" + name, Issuer: e.Issuer, Subject: "system:serviceaccount:" + namespace + ":" + name,
-		Audience: "api://AzureADTokenExchange", JWKS: e.JWKS,
+		Audience: testenv.WorkloadIdentityAudience, JWKS: e.JWKS,
 	})
-}
-
-func issuerAndKeys(ctx context.Context, cs *kubernetes.Clientset) (string, json.RawMessage, error) {
-	rc := cs.Discovery().RESTClient()
-	raw, err := rc.Get().AbsPath("/.well-known/openid-configuration").DoRaw(ctx)
-	if err != nil {
-		return "", nil, fmt.Errorf("reading the ServiceAccount issuer: %w", err)
-	}
-	var doc struct {
-		Issuer string `json:"issuer"`
-	}
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		return "", nil, err
-	}
-	keys, err := rc.Get().AbsPath("/openid/v1/jwks").DoRaw(ctx)
-	if err != nil {
-		return "", nil, fmt.Errorf("reading the ServiceAccount keys: %w", err)
-	}
-	return doc.Issuer, keys, nil
 }

@@ -1,4 +1,4 @@
-package harness
+package main
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
+	"github.com/vaultsync/vaultsync/test/testenv/inprocess"
 )
 
 // VSState is what the Tracker knows of one VaultSecret.
@@ -38,8 +39,8 @@ type Tracker struct {
 	cancel  context.CancelFunc
 }
 
-// NewTracker starts a tracker.
-func (e *Env) NewTracker(ctx context.Context) (*Tracker, error) {
+// NewTracker starts a tracker on the control plane of e.
+func NewTracker(ctx context.Context, e *inprocess.Env) (*Tracker, error) {
 	c, err := cache.New(e.CP.Config, cache.Options{Scheme: e.Scheme})
 	if err != nil {
 		return nil, err
