@@ -14,8 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
-	"github.com/vaultsync/vaultsync/test/e2e/localenv"
-	"github.com/vaultsync/vaultsync/test/emulator/admin"
+	"github.com/vaultsync/vaultsync/test/testenv"
 )
 
 // The fan-out of the demo: the certificate web-cert of the demo vault, as a TLS Secret, in every
@@ -37,7 +36,7 @@ func (d *demo) fanout(ctx context.Context) error {
 	started := time.Now()
 	if err := d.step(ctx, fmt.Sprintf("creating namespaces %v labelled %s=public", fanoutNamespaces, fanoutLabel), func(ctx context.Context) (string, error) {
 		for _, ns := range fanoutNamespaces {
-			if err := localenv.EnsureNamespace(ctx, d.env.K8s, ns); err != nil {
+			if err := testenv.EnsureNamespace(ctx, d.env.K8s, ns); err != nil {
 				return "", err
 			}
 			n := &corev1.Namespace{}
@@ -57,13 +56,13 @@ func (d *demo) fanout(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	if err := d.step(ctx, "offering the vault to them: ClusterVaultConnection "+fanoutConnection+" (the identity of ServiceAccount "+d.namespace+"/"+localenv.ServiceAccount+")", func(ctx context.Context) (string, error) {
+	if err := d.step(ctx, "offering the vault to them: ClusterVaultConnection "+fanoutConnection+" (the identity of ServiceAccount "+d.namespace+"/"+testenv.ServiceAccount+")", func(ctx context.Context) (string, error) {
 		return "", d.env.K8s.Create(ctx, &v1alpha1.ClusterVaultConnection{
 			ObjectMeta: metav1.ObjectMeta{Name: fanoutConnection},
 			Spec: v1alpha1.ClusterVaultConnectionSpec{
-				URL: "https://" + localenv.Vault + ".vault.azure.net/",
+				URL: "https://" + testenv.Vault + ".vault.azure.net/",
 				Auth: v1alpha1.VaultAuth{WorkloadIdentity: &v1alpha1.WorkloadIdentityAuth{
-					ServiceAccountName: localenv.ServiceAccount, ServiceAccountNamespace: d.namespace}},
+					ServiceAccountName: testenv.ServiceAccount, ServiceAccountNamespace: d.namespace}},
 				AllowedNamespaces: v1alpha1.AllowedNamespaces{Names: fanoutNamespaces},
 			},
 		})
@@ -87,7 +86,7 @@ func (d *demo) fanout(ctx context.Context) error {
 	}
 	cvs := &v1alpha1.ClusterVaultSecret{}
 	if err := d.step(ctx, "waiting for ClusterVaultSecret "+fanoutName+" to be Ready in every selected namespace", func(ctx context.Context) (string, error) {
-		err := localenv.Poll(ctx, time.Minute, 100*time.Millisecond, func() (bool, error) {
+		err := testenv.Poll(ctx, time.Minute, 100*time.Millisecond, func() (bool, error) {
 			if exited, err := d.env.Manager.Exited(); exited {
 				return false, fmt.Errorf("the operator exited (%v)", err) //nolint:errorlint // err is nil on a clean exit
 			}
@@ -102,7 +101,7 @@ func (d *demo) fanout(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	reads, err := d.env.Emulator.Admin.Log(ctx, admin.LogFilter{Service: admin.ServiceVault, Object: fanoutCert, Since: started})
+	reads, err := d.env.Emulator.Admin.Log(ctx, testenv.LogFilter{Service: testenv.ServiceVault, Object: fanoutCert, Since: started})
 	if err != nil {
 		return &stepError{"reading the emulator's log", err}
 	}

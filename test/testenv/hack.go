@@ -22,7 +22,11 @@ func BinDir() (string, error) { return controlplane.BinDir() }
 type (
 	RoleAssignment = admin.RoleAssignment
 	SecretVersion  = admin.SecretVersion
+	LogFilter      = admin.LogFilter
 )
+
+// ServiceVault is the Key Vault service of the emulator's request log (LogFilter.Service).
+const ServiceVault = admin.ServiceVault
 
 // EmulatorConfig is the emulator's directory (tenant, identities, vaults).
 type EmulatorConfig = emulator.Config
