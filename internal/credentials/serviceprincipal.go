@@ -12,7 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
-	"github.com/vaultsync/vaultsync/internal/render"
+	"github.com/vaultsync/vaultsync/internal/pki"
 )
 
 // Key.Method values of the methods in this file and in ambient.go.
@@ -102,12 +102,12 @@ func NewServicePrincipalCredential(sp ServicePrincipal, opts *Options) (azcore.T
 // of the key) comes first. Errors describe the structure only, never key material.
 func ParseClientCertificate(data []byte, password string) ([]*x509.Certificate, *rsa.PrivateKey, error) {
 	var (
-		b   *render.CertBundle
+		b   *pki.CertBundle
 		err error
 	)
 	switch trimmed := bytes.TrimSpace(data); {
 	case bytes.Contains(trimmed, []byte("-----BEGIN ")):
-		b, err = render.ParsePEM(trimmed)
+		b, err = pki.ParsePEM(trimmed)
 	default:
 		// Binary DER may start or end with bytes that look like white
 		// space: only base64 text is trimmed.
@@ -115,7 +115,7 @@ func ParseClientCertificate(data []byte, password string) ([]*x509.Certificate, 
 		if dec, derr := base64.StdEncoding.DecodeString(string(trimmed)); derr == nil && len(dec) > 0 {
 			der = dec
 		}
-		b, err = render.ParsePFX(der, password)
+		b, err = pki.ParsePFX(der, password)
 	}
 	if err != nil {
 		return nil, nil, err
@@ -127,7 +127,7 @@ func ParseClientCertificate(data []byte, password string) ([]*x509.Certificate, 
 	if !ok {
 		return nil, nil, errors.New("its private key is not an RSA key; Entra ID accepts RSA client certificates only")
 	}
-	chain, _, err := render.OrderChain(b.Certificates, key)
+	chain, _, err := pki.OrderChain(b.Certificates, key)
 	if err != nil {
 		return nil, nil, err
 	}

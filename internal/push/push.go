@@ -20,7 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
-	"github.com/vaultsync/vaultsync/internal/render"
+	"github.com/vaultsync/vaultsync/internal/pki"
 )
 
 // Sentinel errors; every error of Build wraps one of them. Messages name keys and the Secret,
@@ -66,7 +66,7 @@ func Build(spec *v1alpha1.VaultPushSecretSpec, secretName string, data map[strin
 			if err != nil {
 				return nil, fmt.Errorf("spec.data[%d] (certificate %q): %w", i, item.Remote.Name, err)
 			}
-			out = append(out, Object{Name: item.Remote.Name, Type: v1alpha1.PushTypeCertificate, ContentType: render.ContentTypePEM, Value: bundle})
+			out = append(out, Object{Name: item.Remote.Name, Type: v1alpha1.PushTypeCertificate, ContentType: pki.ContentTypePEM, Value: bundle})
 		default:
 			v, ok := data[item.SecretKey]
 			if !ok {
@@ -119,14 +119,14 @@ func CertificatePEM(secretName string, data map[string][]byte) (string, error) {
 	unusable := func(format string, args ...any) error {
 		return fmt.Errorf("%w: Secret %q: %s", ErrCertificateUnusable, secretName, fmt.Sprintf(format, args...))
 	}
-	chain, err := render.ParsePEM(data["tls.crt"])
+	chain, err := pki.ParsePEM(data["tls.crt"])
 	if err != nil {
 		return "", unusable("tls.crt: %s", describe(err))
 	}
 	if chain.PrivateKey != nil {
 		return "", unusable("tls.crt holds a private key; keep it in tls.key only")
 	}
-	keyed, err := render.ParsePEM(append(append([]byte{}, data["tls.key"]...), data["tls.crt"]...))
+	keyed, err := pki.ParsePEM(append(append([]byte{}, data["tls.key"]...), data["tls.crt"]...))
 	if err != nil {
 		return "", unusable("tls.key: %s", describe(err))
 	}
@@ -144,7 +144,7 @@ func CertificatePEM(secretName string, data map[string][]byte) (string, error) {
 	}
 	certs := slices.Clone(chain.Certificates)
 	if ca := data["ca.crt"]; len(ca) > 0 {
-		cas, err := render.ParsePEM(ca)
+		cas, err := pki.ParsePEM(ca)
 		if err != nil {
 			return "", unusable("ca.crt: %s", describe(err))
 		}

@@ -2,8 +2,9 @@ package render
 
 import (
 	"bytes"
-	"encoding/base64"
 	"fmt"
+
+	"github.com/vaultsync/vaultsync/internal/pki"
 )
 
 // Decoding strategies accepted by [Decode]; they match the API enum.
@@ -35,30 +36,6 @@ func Decode(value []byte, mode string) ([]byte, error) {
 	}
 }
 
-var base64Encodings = []*base64.Encoding{
-	base64.StdEncoding,
-	base64.RawStdEncoding,
-	base64.URLEncoding,
-	base64.RawURLEncoding,
-}
-
 // decodeBase64 tries every base64 variant in turn, after dropping ASCII
-// whitespace.
-func decodeBase64(value []byte) ([]byte, bool) {
-	compact := make([]byte, 0, len(value))
-	for _, c := range value {
-		switch c {
-		case ' ', '\t', '\r', '\n', '\v', '\f':
-		default:
-			compact = append(compact, c)
-		}
-	}
-	for _, enc := range base64Encodings {
-		out := make([]byte, enc.DecodedLen(len(compact)))
-		n, err := enc.Decode(out, compact)
-		if err == nil {
-			return out[:n], true
-		}
-	}
-	return nil, false
-}
+// whitespace (see pki.DecodeBase64, which certificate values share).
+func decodeBase64(value []byte) ([]byte, bool) { return pki.DecodeBase64(value) }

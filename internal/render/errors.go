@@ -3,6 +3,8 @@ package render
 import (
 	"errors"
 	"strings"
+
+	"github.com/vaultsync/vaultsync/internal/pki"
 )
 
 // Sentinel errors. Every error returned by this package wraps exactly one of
@@ -24,17 +26,17 @@ var (
 	// ErrTemplateExecute means a template failed while it ran.
 	ErrTemplateExecute = errors.New("template failed")
 	// ErrNotCertificate means a value does not hold a certificate.
-	ErrNotCertificate = errors.New("value is not a certificate")
+	ErrNotCertificate = pki.ErrNotCertificate
 	// ErrKeyMismatch means the private key matches none of the certificates.
-	ErrKeyMismatch = errors.New("private key does not match any certificate")
+	ErrKeyMismatch = pki.ErrKeyMismatch
 	// ErrNoPrivateKey means an output that needs the private key was asked for
 	// a certificate that came without one.
-	ErrNoPrivateKey = errors.New("certificate has no private key")
+	ErrNoPrivateKey = pki.ErrNoPrivateKey
 	// ErrPFXPassword means a PKCS#12 file is protected by a password that was
 	// not given (or the given password is wrong).
-	ErrPFXPassword = errors.New("PKCS#12 password required or incorrect")
+	ErrPFXPassword = pki.ErrPFXPassword
 	// ErrUnsupportedKey means a key type or curve is not supported.
-	ErrUnsupportedKey = errors.New("unsupported key")
+	ErrUnsupportedKey = pki.ErrUnsupportedKey
 	// ErrTooLarge means the Secret data exceeds the Kubernetes size limit.
 	ErrTooLarge = errors.New("secret data too large")
 )

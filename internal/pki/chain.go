@@ -1,4 +1,4 @@
-package render
+package pki
 
 import (
 	"bytes"
@@ -53,7 +53,7 @@ func (c Chain) CA() *x509.Certificate {
 	switch {
 	case c.Root != nil:
 		return c.Root
-	case c.Leaf != nil && isSelfSigned(c.Leaf):
+	case c.Leaf != nil && IsSelfSigned(c.Leaf):
 		return c.Leaf
 	case len(c.Intermediates) > 0:
 		return c.Intermediates[len(c.Intermediates)-1]
@@ -64,7 +64,7 @@ func (c Chain) CA() *x509.Certificate {
 // Complete reports whether the chain ends in a self-signed certificate.
 func (c Chain) Complete() bool {
 	all := c.Certificates()
-	return len(all) > 0 && isSelfSigned(all[len(all)-1])
+	return len(all) > 0 && IsSelfSigned(all[len(all)-1])
 }
 
 // OrderChain puts certificates into leaf-to-root order.
@@ -135,7 +135,7 @@ func OrderChain(certs []*x509.Certificate, key crypto.PrivateKey) (Chain, []stri
 	if !slices.IsSorted(order) {
 		names := make([]string, len(order))
 		for i, idx := range order {
-			names[i] = certName(certs[idx])
+			names[i] = CertName(certs[idx])
 		}
 		warnings = append(warnings, fmt.Sprintf("certificates were not in leaf-to-root order in the source; reordered to %s",
 			strings.Join(names, " -> ")))
@@ -145,13 +145,13 @@ func OrderChain(certs []*x509.Certificate, key crypto.PrivateKey) (Chain, []stri
 		if !used[j] {
 			dropped++
 			warnings = append(warnings, fmt.Sprintf("certificate %q (issued by %q) is not part of the chain of %q and was dropped",
-				certName(certs[j]), issuerName(certs[j]), certName(certs[leaf])))
+				CertName(certs[j]), issuerName(certs[j]), CertName(certs[leaf])))
 		}
 	}
 	top := order[len(order)-1]
 	if !g.selfSigned(top) && (top == leaf || dropped > 0) {
 		warnings = append(warnings, fmt.Sprintf("the chain is incomplete: issuer %q of certificate %q is missing",
-			issuerName(certs[top]), certName(certs[top])))
+			issuerName(certs[top]), CertName(certs[top])))
 	}
 	return chain, warnings, nil
 }
@@ -172,7 +172,7 @@ func (g *issuerGraph) issued(parent, child int) bool {
 	if v, ok := g.memo[k]; ok {
 		return v
 	}
-	v := isIssuer(g.certs[parent], g.certs[child])
+	v := IsIssuer(g.certs[parent], g.certs[child])
 	g.memo[k] = v
 	return v
 }
@@ -192,19 +192,19 @@ func (g *issuerGraph) issuesOthers(i int) bool {
 func (g *issuerGraph) pickLeaf(key crypto.PrivateKey) (int, error) {
 	candidates := make([]int, 0, len(g.certs))
 	if key != nil {
-		pub, ok := publicKeyOf(key)
+		pub, ok := PublicKeyOf(key)
 		if !ok {
 			return 0, fmt.Errorf("%w: private key of type %T", ErrUnsupportedKey, key)
 		}
 		for i, c := range g.certs {
-			if samePublicKey(pub, c.PublicKey) {
+			if SamePublicKey(pub, c.PublicKey) {
 				candidates = append(candidates, i)
 			}
 		}
 		if len(candidates) == 0 {
 			names := make([]string, len(g.certs))
 			for i, c := range g.certs {
-				names[i] = fmt.Sprintf("%q", certName(c))
+				names[i] = fmt.Sprintf("%q", CertName(c))
 			}
 			return 0, fmt.Errorf("%w: the private key belongs to none of the certificates (%s); "+
 				"check that the key and the certificate were stored together", ErrKeyMismatch, strings.Join(names, ", "))
@@ -235,12 +235,12 @@ func (g *issuerGraph) pickLeaf(key crypto.PrivateKey) (int, error) {
 	return best, nil
 }
 
-// isIssuer reports whether parent issued child. Key identifiers decide when
+// IsIssuer reports whether parent issued child. Key identifiers decide when
 // both are present, else distinguished names; in both cases the signature
 // must verify. Signatures with algorithms Go refuses as insecure (SHA-1, MD5)
 // are accepted on the name match alone: this orders a chain, it does not
 // decide trust.
-func isIssuer(parent, child *x509.Certificate) bool {
+func IsIssuer(parent, child *x509.Certificate) bool {
 	if len(child.AuthorityKeyId) > 0 && len(parent.SubjectKeyId) > 0 {
 		if !bytes.Equal(child.AuthorityKeyId, parent.SubjectKeyId) {
 			return false
@@ -253,7 +253,8 @@ func isIssuer(parent, child *x509.Certificate) bool {
 	return err == nil || errors.As(err, &insecure)
 }
 
-func isSelfSigned(c *x509.Certificate) bool { return isIssuer(c, c) }
+// IsSelfSigned reports whether c issued itself (see IsIssuer).
+func IsSelfSigned(c *x509.Certificate) bool { return IsIssuer(c, c) }
 
 func dedupe(certs []*x509.Certificate) ([]*x509.Certificate, int) {
 	seen := make(map[string]bool, len(certs))
@@ -272,7 +273,8 @@ func dedupe(certs []*x509.Certificate) ([]*x509.Certificate, int) {
 	return out, dups
 }
 
-func publicKeyOf(key crypto.PrivateKey) (crypto.PublicKey, bool) {
+// PublicKeyOf returns the public half of a private key, when it has one.
+func PublicKeyOf(key crypto.PrivateKey) (crypto.PublicKey, bool) {
 	k, ok := key.(interface{ Public() crypto.PublicKey })
 	if !ok {
 		return nil, false
@@ -280,14 +282,15 @@ func publicKeyOf(key crypto.PrivateKey) (crypto.PublicKey, bool) {
 	return k.Public(), true
 }
 
-func samePublicKey(a, b crypto.PublicKey) bool {
+// SamePublicKey reports whether two public keys are equal.
+func SamePublicKey(a, b crypto.PublicKey) bool {
 	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && k.Equal(b)
 }
 
-// certName names a certificate for messages: its common name, else its
+// CertName names a certificate for messages: its common name, else its
 // subject, else its serial number.
-func certName(c *x509.Certificate) string {
+func CertName(c *x509.Certificate) string {
 	if c.Subject.CommonName != "" {
 		return c.Subject.CommonName
 	}

@@ -1,4 +1,4 @@
-package render
+package pki
 
 import (
 	"bytes"
@@ -64,7 +64,7 @@ func ParseCertificateSecret(contentType string, value string) (*CertBundle, erro
 func ParseCertificateSecretWithPassword(contentType, value, password string) (*CertBundle, error) {
 	switch normalizeContentType(contentType) {
 	case ContentTypePKCS12:
-		der, ok := decodeBase64([]byte(value))
+		der, ok := DecodeBase64([]byte(value))
 		if !ok {
 			return nil, fmt.Errorf("%w: content type is %s but the value is not base64", ErrNotCertificate, ContentTypePKCS12)
 		}
@@ -72,7 +72,7 @@ func ParseCertificateSecretWithPassword(contentType, value, password string) (*C
 	case ContentTypePEM:
 		return ParsePEM([]byte(value))
 	case ContentTypeDER:
-		der, ok := decodeBase64([]byte(value))
+		der, ok := DecodeBase64([]byte(value))
 		if !ok {
 			return nil, fmt.Errorf("%w: content type is %s but the value is not base64", ErrNotCertificate, ContentTypeDER)
 		}
@@ -93,7 +93,7 @@ func sniffCertificate(value []byte, password string) (*CertBundle, error) {
 	if bytes.Contains(value, []byte("-----BEGIN ")) {
 		return ParsePEM(value)
 	}
-	if der, ok := decodeBase64(value); ok && len(der) > 0 {
+	if der, ok := DecodeBase64(value); ok && len(der) > 0 {
 		b, err := ParsePFX(der, password)
 		if err == nil || errors.Is(err, ErrPFXPassword) || errors.Is(err, ErrNoPrivateKey) {
 			return b, err

@@ -1,4 +1,4 @@
-package render
+package pki
 
 import (
 	"encoding/asn1"
