@@ -6,7 +6,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -122,16 +124,8 @@ func (c *Connector) dependentsOfSecret(ctx context.Context, cl client.Reader, s 
 }
 
 func connectionsUsingSecret(ctx context.Context, cl client.Reader, s client.Object) []reconcile.Request {
-	var list v1alpha1.VaultConnectionList
-	if err := cl.List(ctx, &list, client.InNamespace(s.GetNamespace()), client.MatchingFields{indexCredentialSecrets: s.GetName()}); err != nil {
-		logf.FromContext(ctx).Error(err, "listing VaultConnections by credential Secret")
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-	}
-	return reqs
+	return requestsOf(ctx, cl, &v1alpha1.VaultConnectionList{}, "VaultConnections", indexCredentialSecrets,
+		client.InNamespace(s.GetNamespace()), client.MatchingFields{indexCredentialSecrets: s.GetName()})
 }
 
 func vaultSecretsUsing(ctx context.Context, cl client.Reader, namespace, value string) []reconcile.Request {
@@ -139,19 +133,33 @@ func vaultSecretsUsing(ctx context.Context, cl client.Reader, namespace, value s
 }
 
 func vaultSecretsByIndex(ctx context.Context, cl client.Reader, namespace, index, value string) []reconcile.Request {
-	var list v1alpha1.VaultSecretList
+	return requestsOf(ctx, cl, &v1alpha1.VaultSecretList{}, "VaultSecrets", index, byIndex(namespace, index, value)...)
+}
+
+// byIndex selects the objects whose field index index holds value, in namespace (all
+// namespaces when it is empty).
+func byIndex(namespace, index, value string) []client.ListOption {
 	opts := []client.ListOption{client.MatchingFields{index: value}}
 	if namespace != "" {
 		opts = append(opts, client.InNamespace(namespace))
 	}
-	if err := cl.List(ctx, &list, opts...); err != nil {
-		logf.FromContext(ctx).Error(err, "listing VaultSecrets", "index", index)
+	return opts
+}
+
+// requestsOf lists into list with opts and returns a reconcile request per item; a failed list
+// is logged (what names the kind, index the field index) and gives none.
+func requestsOf(ctx context.Context, cl client.Reader, list client.ObjectList, what, index string, opts ...client.ListOption) []reconcile.Request {
+	if err := cl.List(ctx, list, opts...); err != nil {
+		logf.FromContext(ctx).Error(err, "listing "+what, "index", index)
 		return nil
 	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-	}
+	reqs := make([]reconcile.Request, 0, apimeta.LenList(list))
+	_ = apimeta.EachListItem(list, func(o runtime.Object) error {
+		if obj, ok := o.(client.Object); ok {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+		}
+		return nil
+	})
 	return reqs
 }
 

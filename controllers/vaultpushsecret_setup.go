@@ -135,20 +135,7 @@ func setupVaultPushSecrets(ctx context.Context, mgr ctrl.Manager, c *Connector, 
 }
 
 func pushSecretsByIndex(ctx context.Context, cl client.Reader, namespace, index, value string) []reconcile.Request {
-	var list v1alpha1.VaultPushSecretList
-	opts := []client.ListOption{client.MatchingFields{index: value}}
-	if namespace != "" {
-		opts = append(opts, client.InNamespace(namespace))
-	}
-	if err := cl.List(ctx, &list, opts...); err != nil {
-		logf.FromContext(ctx).Error(err, "listing VaultPushSecrets", "index", index)
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-	}
-	return reqs
+	return requestsOf(ctx, cl, &v1alpha1.VaultPushSecretList{}, "VaultPushSecrets", index, byIndex(namespace, index, value)...)
 }
 
 // deletionStarted passes the update that sets an object's deletionTimestamp.
