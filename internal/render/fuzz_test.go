@@ -73,17 +73,17 @@ func FuzzRenderTemplates(f *testing.F) {
 // takes long; -fuzzminimizetime=2s keeps short runs productive.
 func FuzzParseCertificateSecret(f *testing.F) {
 	p := newPKI(f, "ecdsa", "fuzz")
-	pemValue := pemPKCS8(f, p.leafKey) + pemCerts(p.root, p.leaf, p.inter)
+	pemValue := pemPKCS8(f, p.LeafKey) + pemCerts(p.Root, p.Leaf, p.Inter)
 	f.Add(ContentTypePEM, pemValue)
-	f.Add("", pemCerts(p.leaf)+pemLegacyKey(f, p.leafKey))
+	f.Add("", pemCerts(p.Leaf)+pemLegacyKey(f, p.LeafKey))
 	for _, enc := range []*pkcs12.Encoder{pkcs12.LegacyRC2, pkcs12.Modern} {
-		der, err := enc.Encode(p.leafKey, p.leaf, []*x509.Certificate{p.inter, p.root}, "")
+		der, err := enc.Encode(p.LeafKey, p.Leaf, []*x509.Certificate{p.Inter, p.Root}, "")
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(ContentTypePKCS12, b64(der))
 	}
-	f.Add(ContentTypeDER, b64(p.inter.Raw))
+	f.Add(ContentTypeDER, b64(p.Inter.Raw))
 	f.Add("", "hunter2 is a plain secret value")
 	f.Add(ContentTypePKCS12, "MIIB")
 	f.Fuzz(func(t *testing.T, contentType, value string) {
@@ -116,10 +116,10 @@ func FuzzOrderChain(f *testing.F) {
 	p := newPKI(f, "ecdsa", "order")
 	o := newPKI(f, "ecdsa", "order-other")
 	impostorKey := ecKey(f, elliptic256())
-	impostor := issue(f, &x509.Certificate{Subject: p.inter.Subject, IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}, p.root, impostorKey, p.rootKey)
-	pool := []*x509.Certificate{p.leaf, p.inter, p.root, o.leaf, o.inter, o.root, impostor}
-	keys := []crypto.Signer{nil, p.leafKey, o.leafKey, p.interKey, impostorKey}
+	impostor := issue(f, &x509.Certificate{Subject: p.Inter.Subject, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}, p.Root, impostorKey, p.RootKey)
+	pool := []*x509.Certificate{p.Leaf, p.Inter, p.Root, o.Leaf, o.Inter, o.Root, impostor}
+	keys := []crypto.Signer{nil, p.LeafKey, o.LeafKey, p.InterKey, impostorKey}
 
 	f.Add([]byte{0, 1, 2}, byte(1))
 	f.Add([]byte{2, 1, 0}, byte(1))
@@ -182,8 +182,8 @@ func FuzzOrderChain(f *testing.F) {
 		if len(all) > len(has) {
 			t.Fatalf("chain of %d from %d distinct certificates", len(all), len(has))
 		}
-		if key == p.leafKey && has[p.leaf] && has[p.inter] && has[p.root] {
-			if len(all) != 3 || all[0] != p.leaf || all[1] != p.inter || all[2] != p.root {
+		if key == p.LeafKey && has[p.Leaf] && has[p.Inter] && has[p.Root] {
+			if len(all) != 3 || all[0] != p.Leaf || all[1] != p.Inter || all[2] != p.Root {
 				t.Fatalf("wrong chain for the full set: %d certificates", len(all))
 			}
 		}
