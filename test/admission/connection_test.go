@@ -342,7 +342,9 @@ func TestConnectionCRDs(t *testing.T) {
 }
 
 // undescribed walks a schema like `kubectl explain` and returns the properties without a
-// description and all properties seen (metadata excluded: the API server documents it).
+// description, sorted, and all properties seen. metadata is left out: the API server publishes
+// it with the standard ObjectMeta schema and its descriptions, while controller-gen writes only
+// `type: object` for it.
 func undescribed(root *apiextensionsv1.JSONSchemaProps) (missing, seen []string) {
 	var walk func(path string, s *apiextensionsv1.JSONSchemaProps)
 	walk = func(path string, s *apiextensionsv1.JSONSchemaProps) {

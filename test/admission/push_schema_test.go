@@ -18,7 +18,6 @@ package admission
 
 import (
 	"context"
-	"sort"
 	"testing"
 	"time"
 
@@ -63,26 +62,7 @@ func TestVaultPushSecretCRD(t *testing.T) {
 	g.Expect(conds.XListType).NotTo(BeNil())
 	g.Expect(*conds.XListType).To(Equal("map"))
 
-	var missing, seen []string
-	var walk func(path string, s *apiextensionsv1.JSONSchemaProps)
-	walk = func(path string, s *apiextensionsv1.JSONSchemaProps) {
-		for name, prop := range s.Properties {
-			p := path + "." + name
-			if p == ".metadata" {
-				continue
-			}
-			seen = append(seen, p)
-			if prop.Description == "" {
-				missing = append(missing, p)
-			}
-			walk(p, &prop)
-		}
-		if s.Items != nil && s.Items.Schema != nil {
-			walk(path+"[]", s.Items.Schema)
-		}
-	}
-	walk("", root)
-	sort.Strings(missing)
+	missing, seen := undescribed(root)
 	g.Expect(missing).To(BeEmpty(), "properties without a description")
 	g.Expect(seen).To(ContainElements(".spec.data[].remote.contentType", ".spec.dataFrom.remote.name",
 		".spec.vault.auth.workloadIdentity.serviceAccountName", ".status.objects[].version"))

@@ -23,7 +23,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -56,31 +55,7 @@ func TestEveryPropertyHasADescription(t *testing.T) {
 	root := readCRD(g).Spec.Versions[0].Schema.OpenAPIV3Schema
 	g.Expect(root.Description).NotTo(BeEmpty())
 
-	var missing, seen []string
-	var walk func(path string, s *apiextensionsv1.JSONSchemaProps)
-	walk = func(path string, s *apiextensionsv1.JSONSchemaProps) {
-		for name, prop := range s.Properties {
-			p := path + "." + name
-			// The API server publishes metadata with the standard ObjectMeta schema and its
-			// descriptions; controller-gen writes only `type: object` for it.
-			if p == ".metadata" {
-				continue
-			}
-			seen = append(seen, p)
-			if prop.Description == "" {
-				missing = append(missing, p)
-			}
-			walk(p, &prop)
-		}
-		if s.Items != nil && s.Items.Schema != nil {
-			walk(path+"[]", s.Items.Schema)
-		}
-		if s.AdditionalProperties != nil && s.AdditionalProperties.Schema != nil {
-			walk(path+"{}", s.AdditionalProperties.Schema)
-		}
-	}
-	walk("", root)
-	sort.Strings(missing)
+	missing, seen := undescribed(root)
 	g.Expect(missing).To(BeEmpty(), "properties without a description")
 	// The walk must have reached the deep fields, or it proves nothing.
 	g.Expect(seen).To(ContainElements(
