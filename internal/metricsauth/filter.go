@@ -9,8 +9,10 @@ package metricsauth
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -56,12 +58,16 @@ func New(cfg *rest.Config, hc *http.Client) (metricsserver.Filter, error) {
 
 // Filter returns a metrics server filter that asks r.
 func Filter(r Reviewer) metricsserver.Filter {
-	g := &guard{r: r, users: map[[32]byte]userEntry{}, decisions: map[string]decisionEntry{}, now: time.Now}
+	g := newGuard(r, time.Now)
 	return func(log logr.Logger, next http.Handler) (http.Handler, error) {
 		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			g.serve(log, next, w, req)
 		}), nil
 	}
+}
+
+func newGuard(r Reviewer, now func() time.Time) *guard {
+	return &guard{r: r, users: map[[32]byte]userEntry{}, decisions: map[string]decisionEntry{}, now: now}
 }
 
 type userEntry struct {
@@ -191,31 +197,37 @@ func (g *guard) authorize(ctx context.Context, user *authnv1.UserInfo, verb, pat
 }
 
 // decisionKey identifies a question to the authorizer: the whole user, the verb and the path.
+// Every string is written with its length in front, so no choice of user name, group, extra
+// value or request path (a path may hold any byte, %00 included) can make two different
+// questions share a key.
 func decisionKey(u *authnv1.UserInfo, verb, path string) string {
-	var b strings.Builder
+	h := sha256.New()
+	field := func(s string) {
+		var n [binary.MaxVarintLen64]byte
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+		h.Write([]byte(s))
+	}
 	for _, s := range []string{u.Username, u.UID, verb, path} {
-		b.WriteString(s)
-		b.WriteByte(0)
+		field(s)
 	}
 	groups := slices.Clone(u.Groups)
 	slices.Sort(groups)
+	field(strconv.Itoa(len(groups)))
 	for _, s := range groups {
-		b.WriteString(s)
-		b.WriteByte(1)
+		field(s)
 	}
 	keys := make([]string, 0, len(u.Extra))
 	for k := range u.Extra {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	field(strconv.Itoa(len(keys)))
 	for _, k := range keys {
-		b.WriteString(k)
-		b.WriteByte(2)
+		field(k)
+		field(strconv.Itoa(len(u.Extra[k])))
 		for _, v := range u.Extra[k] {
-			b.WriteString(v)
-			b.WriteByte(3)
+			field(v)
 		}
 	}
-	sum := sha256.Sum256([]byte(b.String()))
-	return string(sum[:])
+	return string(h.Sum(nil))
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
@@ -105,4 +106,93 @@ func TestFilterFailsClosedWhenTheAPIServerFails(t *testing.T) {
 		g.Expect(rec.Body.String()).NotTo(ContainSubstring("good"), "the token is never echoed")
 	}
 	g.Expect(tokens.calls.Load()).To(Equal(int64(2)), "errors are not remembered")
+}
+
+// TestDecisionKeyTellsQuestionsApart: the authorizer's answers are remembered by key, so two
+// questions that share a key would let one user's allowed scrape answer another's. The pairs
+// below would collide under a key that joined the fields with separator bytes.
+func TestDecisionKeyTellsQuestionsApart(t *testing.T) {
+	g := NewWithT(t)
+	user := func(name, uid string, groups []string, extra map[string]authnv1.ExtraValue) *authnv1.UserInfo {
+		return &authnv1.UserInfo{Username: name, UID: uid, Groups: groups, Extra: extra}
+	}
+	type question struct {
+		u          *authnv1.UserInfo
+		verb, path string
+	}
+	pairs := [][2]question{
+		{{user("alice", "", []string{"admins"}, nil), "get", "/metrics"},
+			{user("alice", "", nil, nil), "get", "/metrics\x00admins\x01"}},
+		{{user("a\x00b", "", nil, nil), "get", "/metrics"},
+			{user("a", "b", nil, nil), "get", "/metrics"}},
+		{{user("alice", "", []string{"a", "b"}, nil), "get", "/metrics"},
+			{user("alice", "", []string{"a\x01b"}, nil), "get", "/metrics"}},
+		{{user("alice", "", nil, map[string]authnv1.ExtraValue{"k": {"v1", "v2"}}), "get", "/metrics"},
+			{user("alice", "", nil, map[string]authnv1.ExtraValue{"k": {"v1\x03v2"}}), "get", "/metrics"}},
+		{{user("alice", "", []string{"k"}, nil), "get", "/metrics"},
+			{user("alice", "", nil, map[string]authnv1.ExtraValue{"k": nil}), "get", "/metrics"}},
+		{{user("alice", "", nil, nil), "get", "/metrics"},
+			{user("alice", "", nil, nil), "post", "/metrics"}},
+	}
+	for i, p := range pairs {
+		a, b := decisionKey(p[0].u, p[0].verb, p[0].path), decisionKey(p[1].u, p[1].verb, p[1].path)
+		g.Expect(a).NotTo(Equal(b), "pair %d", i)
+	}
+	// The order of groups and of extra keys does not matter.
+	g.Expect(decisionKey(user("alice", "", []string{"a", "b"}, map[string]authnv1.ExtraValue{"x": {"1"}, "y": {"2"}}), "get", "/metrics")).
+		To(Equal(decisionKey(user("alice", "", []string{"b", "a"}, map[string]authnv1.ExtraValue{"y": {"2"}, "x": {"1"}}), "get", "/metrics")))
+}
+
+// TestRememberedAnswersExpire: a refused token is reviewed again after 10 s, an accepted one
+// after a minute; a refusal of access is asked again after 30 s and a grant after 5 minutes, so
+// a revoked permission stops scrapes within that time.
+func TestRememberedAnswersExpire(t *testing.T) {
+	g := NewWithT(t)
+	tokens := &fakeTokens{users: map[string]string{"good": "prometheus"}}
+	access := &fakeAccess{allowed: map[string]bool{"prometheus": true}}
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	guard := newGuard(Reviewer{Tokens: tokens, Access: access}, func() time.Time { return now })
+	ctx := context.Background()
+
+	u, err := guard.authenticate(ctx, "late")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(u).To(BeNil())
+	tokens.users["late"] = "prometheus" // the token becomes valid (say, its clock skew ends)
+	now = now.Add(authnDeniedTTL - time.Second)
+	u, _ = guard.authenticate(ctx, "late")
+	g.Expect(u).To(BeNil(), "a refusal is remembered for %s", authnDeniedTTL)
+	now = now.Add(time.Second)
+	u, _ = guard.authenticate(ctx, "late")
+	g.Expect(u).NotTo(BeNil(), "and asked again after it")
+
+	delete(tokens.users, "late") // the token is revoked
+	now = now.Add(authnTTL - time.Second)
+	u, _ = guard.authenticate(ctx, "late")
+	g.Expect(u).NotTo(BeNil(), "an accepted token is remembered for %s", authnTTL)
+	now = now.Add(time.Second)
+	u, _ = guard.authenticate(ctx, "late")
+	g.Expect(u).To(BeNil(), "and reviewed again after it")
+
+	user := &authnv1.UserInfo{Username: "prometheus"}
+	ok, err := guard.authorize(ctx, user, "get", "/metrics")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ok).To(BeTrue())
+	access.allowed["prometheus"] = false // the ClusterRoleBinding is removed
+	now = now.Add(allowTTL - time.Second)
+	ok, _ = guard.authorize(ctx, user, "get", "/metrics")
+	g.Expect(ok).To(BeTrue(), "a grant is remembered for %s", allowTTL)
+	now = now.Add(time.Second)
+	ok, _ = guard.authorize(ctx, user, "get", "/metrics")
+	g.Expect(ok).To(BeFalse(), "and asked again after it")
+	access.allowed["prometheus"] = true
+	now = now.Add(denyTTL - time.Second)
+	ok, _ = guard.authorize(ctx, user, "get", "/metrics")
+	g.Expect(ok).To(BeFalse(), "a refusal is remembered for %s", denyTTL)
+	now = now.Add(time.Second)
+	ok, _ = guard.authorize(ctx, user, "get", "/metrics")
+	g.Expect(ok).To(BeTrue(), "and asked again after it")
+
+	// Another user never gets prometheus's remembered grant.
+	ok, _ = guard.authorize(ctx, &authnv1.UserInfo{Username: "nobody"}, "get", "/metrics")
+	g.Expect(ok).To(BeFalse())
 }
