@@ -15,23 +15,36 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
+	"github.com/vaultsync/vaultsync/internal/connector"
 	"github.com/vaultsync/vaultsync/internal/events"
 	"github.com/vaultsync/vaultsync/internal/secrets"
 )
 
-// hostedVault is a fakeVault with a host, as keyvault.Client has.
+// hostedVault is a fakeVault with a host and an identity, as keyvault.Client has.
 type hostedVault struct {
 	*fakeVault
 	host string
 }
 
-func (h hostedVault) Host() string { return h.host }
+func (h hostedVault) Host() string        { return h.host }
+func (h hostedVault) IdentityKey() string { return "" }
 
-type fixedVaults struct{ v Vault }
+// fixedVaults hands out one client; its connection never changes, and it watches no Secret.
+type fixedVaults struct{ v connector.Vault }
 
-func (f fixedVaults) For(context.Context, *v1alpha1.VaultSecret) (Vault, error) { return f.v, nil }
+func (f fixedVaults) For(context.Context, *v1alpha1.VaultSecret) (connector.Vault, error) {
+	return f.v, nil
+}
+
+func (f fixedVaults) ConnectionVersion(context.Context, *v1alpha1.VaultSecret) string { return "" }
+
+func (f fixedVaults) SecretSource(func(context.Context, client.Object) []reconcile.Request) source.Source {
+	return nil
+}
 
 // upToDate returns a fake client holding VaultSecret team-a/db, synced and
 // Ready at generation gen with refreshPolicy OnChange, and its Secret; edit
