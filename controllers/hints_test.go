@@ -20,7 +20,7 @@ import (
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 	"github.com/vaultsync/vaultsync/internal/connector"
-	"github.com/vaultsync/vaultsync/internal/events"
+	kvevents "github.com/vaultsync/vaultsync/internal/events"
 	"github.com/vaultsync/vaultsync/internal/secrets"
 )
 
@@ -102,7 +102,7 @@ func TestEventHintSurvivesABusyVault(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(vault.gets).To(BeZero())
 
-	router.Notify(ctx, events.Event{VaultHost: "demo.vault.azure.net", ObjectName: "DbPassword"})
+	router.Notify(ctx, kvevents.Event{VaultHost: "demo.vault.azure.net", ObjectName: "DbPassword"})
 	<-router.C                            // what the controller's channel source would take
 	release, ok := r.slots.acquire(vault) // another VaultSecret holds the only slot
 	g.Expect(ok).To(BeTrue())
@@ -130,16 +130,16 @@ func TestEventHintSurvivesABusyVault(t *testing.T) {
 func TestEventHintNewerThanTheReadIsKept(t *testing.T) {
 	g := NewWithT(t)
 	router := NewEventRouter()
-	router.Index.Add("team-a/db", []events.Ref{{VaultHost: "demo.vault.azure.net", ObjectName: "a"}})
+	router.Index.Add("team-a/db", []kvevents.Ref{{VaultHost: "demo.vault.azure.net", ObjectName: "a"}})
 	go func() {
 		for range router.C {
 		}
 	}()
 	ctx := context.Background()
-	router.Notify(ctx, events.Event{VaultHost: "demo.vault.azure.net", ObjectName: "a"})
+	router.Notify(ctx, kvevents.Event{VaultHost: "demo.vault.azure.net", ObjectName: "a"})
 	first, ok := router.pending("team-a/db")
 	g.Expect(ok).To(BeTrue())
-	router.Notify(ctx, events.Event{VaultHost: "demo.vault.azure.net", ObjectName: "a"})
+	router.Notify(ctx, kvevents.Event{VaultHost: "demo.vault.azure.net", ObjectName: "a"})
 	router.settle("team-a/db", first)
 	_, ok = router.pending("team-a/db")
 	g.Expect(ok).To(BeTrue(), "the second event was not covered by the first read")
