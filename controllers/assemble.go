@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"regexp"
@@ -18,8 +17,8 @@ import (
 	"github.com/vaultsync/vaultsync/internal/render"
 )
 
-// Vault is what the reconciler needs from a Key Vault client; keyvault.Client
-// implements it.
+// Vault is what a sync reads from Key Vault; keyvault.Client implements it, and so does
+// connector.Vault, the client VaultClients.For returns.
 type Vault interface {
 	GetSecret(ctx context.Context, name, version string) (*keyvault.Secret, error)
 	GetCertificateSecret(ctx context.Context, name, version string) (*keyvault.Secret, error)
@@ -49,10 +48,6 @@ type itemError struct {
 
 func (e *itemError) Error() string { return e.What + ": " + e.Err.Error() }
 func (e *itemError) Unwrap() error { return e.Err }
-
-// errInvalidSpec marks problems the API server cannot see, such as a regex
-// that does not compile or keys that collide only after a rewrite.
-var errInvalidSpec = errors.New("invalid spec")
 
 // assemble fetches every object the spec names and renders the Secret data.
 // The first failure aborts: nothing partial ever leaves this function.

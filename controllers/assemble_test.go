@@ -10,6 +10,7 @@ import (
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 	"github.com/vaultsync/vaultsync/internal/keyvault"
+	"github.com/vaultsync/vaultsync/internal/kvtypes"
 	"github.com/vaultsync/vaultsync/internal/render"
 )
 
@@ -27,7 +28,7 @@ func (f *fakeVault) GetSecret(_ context.Context, name, version string) (*keyvaul
 	}
 	s, ok := f.secrets[name]
 	if !ok {
-		return nil, &keyvault.Error{Kind: keyvault.ErrNotFound, Type: keyvault.TypeSecret, Object: name, Status: 404}
+		return nil, &keyvault.Error{Kind: keyvault.ErrNotFound, Type: kvtypes.TypeSecret, Object: name, Status: 404}
 	}
 	return s, nil
 }

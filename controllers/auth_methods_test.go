@@ -20,7 +20,7 @@ import (
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
-	"github.com/vaultsync/vaultsync/controllers"
+	"github.com/vaultsync/vaultsync/internal/connector"
 	"github.com/vaultsync/vaultsync/internal/credentials"
 	"github.com/vaultsync/vaultsync/internal/keyvault"
 	"github.com/vaultsync/vaultsync/test/emulator"
@@ -229,8 +229,8 @@ var _ = Describe("Authentication methods", func() {
 
 		cs, err := kubernetes.NewForConfig(cp.Config)
 		Expect(err).NotTo(HaveOccurred())
-		connector := func(dev bool) *controllers.Connector {
-			return &controllers.Connector{Live: k8s, Tokens: credentials.NewKubeTokenRequester(cs),
+		newConnector := func(dev bool) *connector.Connector {
+			return &connector.Connector{Live: k8s, Tokens: credentials.NewKubeTokenRequester(cs),
 				Credentials: credentials.NewCache(0), Clients: keyvault.NewClientCache(0, &keyvault.Options{}), Dev: dev}
 		}
 		vs := &v1alpha1.VaultSecret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cli"},
@@ -238,13 +238,13 @@ var _ = Describe("Authentication methods", func() {
 
 		// Without --dev (how the operator runs in a cluster): refused, nothing runs.
 		start := time.Now()
-		_, err = connector(false).For(ctx, vs)
+		_, err = newConnector(false).For(ctx, vs)
 		Expect(credentials.Reason(err)).To(Equal("AuthMethodNotAllowed"))
 		Expect(err.Error()).To(ContainSubstring("--dev"))
 		Expect(calls).NotTo(BeAnExistingFile())
 
 		// With --dev: the CLI's token reads the vault.
-		v, err := connector(true).For(ctx, vs)
+		v, err := newConnector(true).For(ctx, vs)
 		Expect(err).NotTo(HaveOccurred())
 		for range 3 {
 			s, err := v.GetSecret(context.WithoutCancel(ctx), "cli-read-"+ns, "")

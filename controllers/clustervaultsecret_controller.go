@@ -20,6 +20,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
+	"github.com/vaultsync/vaultsync/internal/connector"
 )
 
 // Reasons of a ClusterVaultSecret's failed namespaces besides those of connections.
@@ -41,9 +42,10 @@ const (
 // config/rbac/cluster_vault_secrets_role.yaml and the chart's clusterVaultSecrets.enabled, not in
 // markers of the always-installed role.
 type ClusterVaultSecretReconciler struct {
-	Client    client.Client
-	Connector *Connector
-	Recorder  events.EventRecorder
+	Client client.Client
+	// Namespaces applies a ClusterVaultConnection's allowedNamespaces (the credential backend).
+	Namespaces NamespaceRules
+	Recorder   events.EventRecorder
 	// WatchNamespaces, when not empty, are the only namespaces the manager caches and so the
 	// only ones that can receive a copy.
 	WatchNamespaces []string
@@ -162,15 +164,15 @@ func ownedBy(vs *v1alpha1.VaultSecret, cvs *v1alpha1.ClusterVaultSecret) bool {
 
 // connection reads the ClusterVaultConnection of the template. A missing one is a refusal for
 // every namespace (nil connection); admission guarantees the kind.
-func (r *ClusterVaultSecretReconciler) connection(ctx context.Context, cvs *v1alpha1.ClusterVaultSecret) (*v1alpha1.ClusterVaultConnection, *refusedError, error) {
+func (r *ClusterVaultSecretReconciler) connection(ctx context.Context, cvs *v1alpha1.ClusterVaultSecret) (*v1alpha1.ClusterVaultConnection, *connector.RefusedError, error) {
 	ref := cvs.Spec.Template.Spec.ConnectionRef
 	if ref == nil || ref.KindOrDefault() != v1alpha1.KindClusterVaultConnection {
-		return nil, &refusedError{Reason: ReasonInvalidSpec, Message: "spec.template.spec.connectionRef must name a ClusterVaultConnection"}, nil
+		return nil, &connector.RefusedError{Reason: ReasonInvalidSpec, Message: "spec.template.spec.connectionRef must name a ClusterVaultConnection"}, nil
 	}
 	cvc := &v1alpha1.ClusterVaultConnection{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Name: ref.Name}, cvc); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, &refusedError{Reason: ReasonConnectionNotFound, Message: fmt.Sprintf(
+			return nil, &connector.RefusedError{Reason: ReasonConnectionNotFound, Message: fmt.Sprintf(
 				"ClusterVaultConnection %q does not exist: create it, or name another in spec.template.spec.connectionRef", ref.Name)}, nil
 		}
 		return nil, nil, fmt.Errorf("reading ClusterVaultConnection %s: %w", ref.Name, err)
@@ -180,7 +182,7 @@ func (r *ClusterVaultSecretReconciler) connection(ctx context.Context, cvs *v1al
 
 // provision makes namespace ns hold the copy it should, or says why it cannot.
 func (r *ClusterVaultSecretReconciler) provision(ctx context.Context, cvs *v1alpha1.ClusterVaultSecret,
-	cvc *v1alpha1.ClusterVaultConnection, refused *refusedError, ns string, copy *v1alpha1.VaultSecret) (target, error) {
+	cvc *v1alpha1.ClusterVaultConnection, refused *connector.RefusedError, ns string, copy *v1alpha1.VaultSecret) (target, error) {
 	fail := func(reason, msg string) target {
 		return target{ns: ns, copy: copy, failure: &v1alpha1.NamespaceFailure{Namespace: ns, Reason: reason, Message: msg}}
 	}
@@ -194,9 +196,9 @@ func (r *ClusterVaultSecretReconciler) provision(ctx context.Context, cvs *v1alp
 		return fail(refused.Reason, refused.Message), nil
 	}
 	// The same rule the VaultSecret controller applies to each copy, written once.
-	ok, err := r.Connector.namespaceAllowed(ctx, &cvc.Spec.AllowedNamespaces, ns)
+	ok, err := r.Namespaces.NamespaceAllowed(ctx, &cvc.Spec.AllowedNamespaces, ns)
 	if err != nil {
-		var ref *refusedError
+		var ref *connector.RefusedError
 		if !errors.As(err, &ref) {
 			return target{}, err
 		}

@@ -24,9 +24,9 @@ import (
 // setupClusterVaultSecrets registers the ClusterVaultSecret controller. It wakes on its own spec
 // changes, on changes of its copies (spec, metadata, Ready), on namespaces created, relabelled
 // or deleted, and on changes of ClusterVaultConnections.
-func setupClusterVaultSecrets(mgr ctrl.Manager, c *Connector, o Options) error {
+func setupClusterVaultSecrets(mgr ctrl.Manager, b NamespaceRules, o Options) error {
 	cl := mgr.GetClient()
-	r := &ClusterVaultSecretReconciler{Client: cl, Connector: c, Recorder: mgr.GetEventRecorder("vaultsync"),
+	r := &ClusterVaultSecretReconciler{Client: cl, Namespaces: b, Recorder: mgr.GetEventRecorder("vaultsync"),
 		WatchNamespaces: o.WatchNamespaces}
 	all := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
 		return clusterVaultSecrets(ctx, cl, "")

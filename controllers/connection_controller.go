@@ -16,6 +16,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
+	"github.com/vaultsync/vaultsync/internal/connector"
 )
 
 // Reasons of a connection's Ready condition besides those of sync failures.
@@ -34,9 +35,10 @@ const DefaultConnectionCheckInterval = 30 * time.Minute
 // ConnectionReconciler runs the preflight check of VaultConnections or ClusterVaultConnections
 // (one reconciler per kind) and reports it in status.
 type ConnectionReconciler struct {
-	Client    client.Client
-	Connector *Connector
-	Recorder  events.EventRecorder
+	Client client.Client
+	// Connections checks connections and forgets deleted ones (the credential backend).
+	Connections Connections
+	Recorder    events.EventRecorder
 	// Kind is the kind this reconciler handles.
 	Kind v1alpha1.ConnectionKind
 	// Interval between checks of a Ready connection (DefaultConnectionCheckInterval when 0).
@@ -52,7 +54,7 @@ type ConnectionReconciler struct {
 
 // Reconcile checks one connection: resolve its identity, acquire a token, read the probe object.
 func (r *ConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	obj, conn, status, err := r.get(ctx, req)
+	obj, spec, status, err := r.get(ctx, req)
 	if err != nil || obj == nil {
 		return ctrl.Result{}, err
 	}
@@ -76,15 +78,15 @@ func (r *ConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	now := r.now()
 	status.ObservedGeneration = obj.GetGeneration()
 	status.LastCheckTime = &metav1.Time{Time: now}
-	identity, err := r.Connector.Preflight(ctx, conn)
+	identity, err := r.Connections.Preflight(ctx, obj)
 	wasReady := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionReady)
 	if err != nil {
-		return r.fail(ctx, obj, conn, status, wasReady, err)
+		return r.fail(ctx, obj, identity, status, wasReady, err)
 	}
 	status.Identity = identity
-	msg := fmt.Sprintf("token acquired for %s (%s)", conn.URL, identity)
-	if conn.Probe != nil {
-		msg = fmt.Sprintf("token acquired and %s %q read from %s (%s)", typeOrSecret(conn.Probe.Type), conn.Probe.Name, conn.URL, identity)
+	msg := fmt.Sprintf("token acquired for %s (%s)", spec.url, identity)
+	if p := spec.probe; p != nil {
+		msg = fmt.Sprintf("token acquired and %s %q read from %s (%s)", connector.TypeOrSecret(p.Type), p.Name, spec.url, identity)
 	}
 	meta.SetStatusCondition(&status.Conditions, metav1.Condition{
 		Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonConnected,
@@ -96,14 +98,14 @@ func (r *ConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	return ctrl.Result{RequeueAfter: jitter(r.interval())}, nil
 }
 
-func (r *ConnectionReconciler) fail(ctx context.Context, obj client.Object, conn *connection, status *v1alpha1.ConnectionStatus,
+func (r *ConnectionReconciler) fail(ctx context.Context, obj client.Object, identity string, status *v1alpha1.ConnectionStatus,
 	prev *metav1.Condition, err error) (ctrl.Result, error) {
 	reason, message, retry := classify(err)
 	var before metav1.Condition
 	if prev != nil {
 		before = *prev
 	}
-	status.Identity = describeIdentity(conn)
+	status.Identity = identity
 	meta.SetStatusCondition(&status.Conditions, metav1.Condition{
 		Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason,
 		ObservedGeneration: obj.GetGeneration(), Message: message,
@@ -121,27 +123,33 @@ func (r *ConnectionReconciler) fail(ctx context.Context, obj client.Object, conn
 	return ctrl.Result{}, nil
 }
 
+// checkedSpec is what a connection's messages name: its vault and probe object.
+type checkedSpec struct {
+	url   string
+	probe *v1alpha1.ConnectionProbe
+}
+
 // get reads the connection object; nil when it is gone (its credential is then dropped).
-func (r *ConnectionReconciler) get(ctx context.Context, req ctrl.Request) (client.Object, *connection, *v1alpha1.ConnectionStatus, error) {
+func (r *ConnectionReconciler) get(ctx context.Context, req ctrl.Request) (client.Object, checkedSpec, *v1alpha1.ConnectionStatus, error) {
 	switch r.Kind {
 	case v1alpha1.KindClusterVaultConnection:
 		cvc := &v1alpha1.ClusterVaultConnection{}
 		if err := r.Client.Get(ctx, req.NamespacedName, cvc); err != nil {
 			if apierrors.IsNotFound(err) {
-				r.Connector.ForgetConnection(r.Kind, "", req.Name)
+				r.Connections.ForgetConnection(r.Kind, "", req.Name)
 			}
-			return nil, nil, nil, client.IgnoreNotFound(err)
+			return nil, checkedSpec{}, nil, client.IgnoreNotFound(err)
 		}
-		return cvc, clusterVaultConnection(cvc), &cvc.Status, nil
+		return cvc, checkedSpec{url: cvc.Spec.URL, probe: cvc.Spec.Probe}, &cvc.Status, nil
 	default:
 		vc := &v1alpha1.VaultConnection{}
 		if err := r.Client.Get(ctx, req.NamespacedName, vc); err != nil {
 			if apierrors.IsNotFound(err) {
-				r.Connector.ForgetConnection(r.Kind, req.Namespace, req.Name)
+				r.Connections.ForgetConnection(r.Kind, req.Namespace, req.Name)
 			}
-			return nil, nil, nil, client.IgnoreNotFound(err)
+			return nil, checkedSpec{}, nil, client.IgnoreNotFound(err)
 		}
-		return vc, vaultConnection(vc), &vc.Status, nil
+		return vc, checkedSpec{url: vc.Spec.URL, probe: vc.Spec.Probe}, &vc.Status, nil
 	}
 }
 

@@ -7,8 +7,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
+	"github.com/vaultsync/vaultsync/internal/connector"
 )
 
 // Field indexes.
@@ -32,21 +33,6 @@ const (
 	// names of the credential Secrets their auth reads.
 	indexCredentialSecrets = "vaultsync.io/credentialSecrets" //nolint:gosec // G101: a field-index name, not a credential
 )
-
-// keepIdentityOnly reduces a credential Secret's metadata to what the
-// connections need (namespace, name, uid, resourceVersion). Annotations go
-// too: kubectl's last-applied-configuration annotation holds a whole Secret,
-// data included.
-func keepIdentityOnly(obj any) (any, error) {
-	m, ok := obj.(*metav1.PartialObjectMetadata)
-	if !ok {
-		return obj, nil
-	}
-	return &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: metav1.ObjectMeta{
-		Namespace: m.Namespace, Name: m.Name, UID: m.UID, ResourceVersion: m.ResourceVersion,
-		DeletionTimestamp: m.DeletionTimestamp,
-	}}, nil
-}
 
 // registerIndexes adds the field indexes the watches below use.
 func registerIndexes(ctx context.Context, mgr ctrl.Manager) error {
@@ -70,52 +56,46 @@ func registerIndexes(ctx context.Context, mgr ctrl.Manager) error {
 		if vs.Spec.Vault == nil || vs.Spec.ConnectionRef != nil {
 			return nil
 		}
-		return credentialSecretNames(&vs.Spec.Vault.Auth)
+		return connector.CredentialSecretNames(&vs.Spec.Vault.Auth)
 	}); err != nil {
 		return err
 	}
 	return fi.IndexField(ctx, &v1alpha1.VaultConnection{}, indexCredentialSecrets, func(o client.Object) []string {
-		return credentialSecretNames(&o.(*v1alpha1.VaultConnection).Spec.Auth)
+		return connector.CredentialSecretNames(&o.(*v1alpha1.VaultConnection).Spec.Auth)
 	})
 }
 
 // vaultSecretWatches adds to the VaultSecret controller the events that make a VaultSecret's
 // connection version change: its VaultConnection or ClusterVaultConnection, the labels of its
 // namespace (allowedNamespaces.selector), and its credential Secrets.
-func (c *Connector) vaultSecretWatches(mgr ctrl.Manager, bld *builder.Builder) *builder.Builder {
+func vaultSecretWatches(mgr ctrl.Manager, b SecretEvents, o Options, bld *builder.Builder) *builder.Builder {
 	cl := mgr.GetClient()
 	bld = bld.
 		Watches(&v1alpha1.VaultConnection{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return vaultSecretsUsing(ctx, cl, o.GetNamespace(), string(v1alpha1.KindVaultConnection)+"/"+o.GetName())
 		}), builder.WithPredicates(predicate.GenerationChangedPredicate{}))
-	if c.ClusterConnections {
+	if o.ClusterConnections {
 		bld = bld.Watches(&v1alpha1.ClusterVaultConnection{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return vaultSecretsUsing(ctx, cl, "", string(v1alpha1.KindClusterVaultConnection)+"/"+o.GetName())
 		}), builder.WithPredicates(predicate.GenerationChangedPredicate{}))
 	}
-	if c.ClusterConnections && c.NamespaceSelectors {
+	if o.ClusterConnections && o.NamespaceSelectors {
 		bld = bld.Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return vaultSecretsUsing(ctx, cl, o.GetName(), string(v1alpha1.KindClusterVaultConnection))
 		}), builder.WithPredicates(labelsChanged()))
 	}
-	watches, _ := c.SecretMeta.(*CredentialWatches)
-	if watches == nil {
+	src := b.SecretSource(func(ctx context.Context, s client.Object) []reconcile.Request {
+		return dependentsOfSecret(ctx, cl, s)
+	})
+	if src == nil {
 		return bld
 	}
-	return bld.WatchesRawSource(credentialSource{watches: watches,
-		fn: func(ctx context.Context, m *metav1.PartialObjectMetadata, ev secretEvent) []reconcile.Request {
-			if ev == secretDeleted {
-				c.ForgetSecret(m.Namespace, m.Name)
-			}
-			// Otherwise the next read sees the new resourceVersion, reads the data again and
-			// drops the credential when the material changed (not for a label edit).
-			return c.dependentsOfSecret(ctx, cl, m)
-		}})
+	return bld.WatchesRawSource(src)
 }
 
 // dependentsOfSecret lists the VaultSecrets that read a credential Secret, inline or through a
 // VaultConnection of the Secret's namespace.
-func (c *Connector) dependentsOfSecret(ctx context.Context, cl client.Reader, s client.Object) []reconcile.Request {
+func dependentsOfSecret(ctx context.Context, cl client.Reader, s client.Object) []reconcile.Request {
 	reqs := vaultSecretsByIndex(ctx, cl, s.GetNamespace(), indexCredentialSecrets, s.GetName())
 	for _, vc := range connectionsUsingSecret(ctx, cl, s) {
 		reqs = append(reqs, vaultSecretsUsing(ctx, cl, vc.Namespace, string(v1alpha1.KindVaultConnection)+"/"+vc.Name)...)
@@ -163,12 +143,6 @@ func requestsOf(ctx context.Context, cl client.Reader, list client.ObjectList, w
 	return reqs
 }
 
-func enqueue(q workqueue.TypedRateLimitingInterface[reconcile.Request], reqs []reconcile.Request) {
-	for _, r := range reqs {
-		q.Add(r)
-	}
-}
-
 // labelsChanged passes updates that change an object's labels, and deletions.
 func labelsChanged() predicate.Predicate {
 	return predicate.Funcs{
@@ -183,7 +157,7 @@ func labelsChanged() predicate.Predicate {
 
 // setupConnections registers the indexes and the VaultConnection and ClusterVaultConnection
 // controllers.
-func setupConnections(ctx context.Context, mgr ctrl.Manager, c *Connector, o Options) error {
+func setupConnections(ctx context.Context, mgr ctrl.Manager, b Connections, o Options) error {
 	if err := registerIndexes(ctx, mgr); err != nil {
 		return err
 	}
@@ -191,25 +165,24 @@ func setupConnections(ctx context.Context, mgr ctrl.Manager, c *Connector, o Opt
 		return workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](backoffMin(o), backoffMax(o))
 	}
 	recorder := mgr.GetEventRecorder("vaultsync")
-	vc := &ConnectionReconciler{Client: mgr.GetClient(), Connector: c, Recorder: recorder, Kind: v1alpha1.KindVaultConnection}
+	vc := &ConnectionReconciler{Client: mgr.GetClient(), Connections: b, Recorder: recorder, Kind: v1alpha1.KindVaultConnection}
 	bld := ctrl.NewControllerManagedBy(mgr).
 		Named("vaultconnection").
 		For(&v1alpha1.VaultConnection{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controller.Options{RateLimiter: limiter()})
-	if watches, _ := c.SecretMeta.(*CredentialWatches); watches != nil {
-		cl := mgr.GetClient()
-		bld = bld.WatchesRawSource(credentialSource{watches: watches,
-			fn: func(ctx context.Context, m *metav1.PartialObjectMetadata, _ secretEvent) []reconcile.Request {
-				return connectionsUsingSecret(ctx, cl, m)
-			}})
+	cl := mgr.GetClient()
+	if src := b.SecretSource(func(ctx context.Context, s client.Object) []reconcile.Request {
+		return connectionsUsingSecret(ctx, cl, s)
+	}); src != nil {
+		bld = bld.WatchesRawSource(src)
 	}
 	if err := bld.Complete(vc); err != nil {
 		return err
 	}
-	if !c.ClusterConnections {
+	if !o.ClusterConnections {
 		return nil
 	}
-	cvc := &ConnectionReconciler{Client: mgr.GetClient(), Connector: c, Recorder: recorder, Kind: v1alpha1.KindClusterVaultConnection}
+	cvc := &ConnectionReconciler{Client: mgr.GetClient(), Connections: b, Recorder: recorder, Kind: v1alpha1.KindClusterVaultConnection}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("clustervaultconnection").
 		For(&v1alpha1.ClusterVaultConnection{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
@@ -229,4 +202,28 @@ func backoffMax(o Options) time.Duration {
 		return o.BackoffMax
 	}
 	return 5 * time.Minute
+}
+
+// credentialSecretNamed reports whether a VaultSecret (inline vault) or a VaultConnection of the
+// Secret's namespace names it, or, when pushes is set, a VaultPushSecret (the Secret it pushes or
+// a credential Secret of its inline vault); on a failed list it answers true (the watch stays).
+func credentialSecretNamed(cl client.Reader, pushes bool) func(ctx context.Context, key types.NamespacedName) bool {
+	return func(ctx context.Context, key types.NamespacedName) bool {
+		in, by := client.InNamespace(key.Namespace), client.MatchingFields{indexCredentialSecrets: key.Name}
+		var vcs v1alpha1.VaultConnectionList
+		if err := cl.List(ctx, &vcs, in, by, client.Limit(1)); err != nil || len(vcs.Items) > 0 {
+			return true
+		}
+		var vss v1alpha1.VaultSecretList
+		if err := cl.List(ctx, &vss, in, by, client.Limit(1)); err != nil || len(vss.Items) > 0 {
+			return true
+		}
+		if pushes {
+			var pss v1alpha1.VaultPushSecretList
+			if err := cl.List(ctx, &pss, in, client.MatchingFields{indexPushSecrets: key.Name}, client.Limit(1)); err != nil || len(pss.Items) > 0 {
+				return true
+			}
+		}
+		return false
+	}
 }

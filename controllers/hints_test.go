@@ -15,23 +15,36 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
-	"github.com/vaultsync/vaultsync/internal/events"
+	"github.com/vaultsync/vaultsync/internal/connector"
+	kvevents "github.com/vaultsync/vaultsync/internal/events"
 	"github.com/vaultsync/vaultsync/internal/secrets"
 )
 
-// hostedVault is a fakeVault with a host, as keyvault.Client has.
+// hostedVault is a fakeVault with a host and an identity, as keyvault.Client has.
 type hostedVault struct {
 	*fakeVault
 	host string
 }
 
-func (h hostedVault) Host() string { return h.host }
+func (h hostedVault) Host() string        { return h.host }
+func (h hostedVault) IdentityKey() string { return "" }
 
-type fixedVaults struct{ v Vault }
+// fixedVaults hands out one client; its connection never changes, and it watches no Secret.
+type fixedVaults struct{ v connector.Vault }
 
-func (f fixedVaults) For(context.Context, *v1alpha1.VaultSecret) (Vault, error) { return f.v, nil }
+func (f fixedVaults) For(context.Context, *v1alpha1.VaultSecret) (connector.Vault, error) {
+	return f.v, nil
+}
+
+func (f fixedVaults) ConnectionVersion(context.Context, *v1alpha1.VaultSecret) string { return "" }
+
+func (f fixedVaults) SecretSource(func(context.Context, client.Object) []reconcile.Request) source.Source {
+	return nil
+}
 
 // upToDate returns a fake client holding VaultSecret team-a/db, synced and
 // Ready at generation gen with refreshPolicy OnChange, and its Secret; edit
@@ -89,7 +102,7 @@ func TestEventHintSurvivesABusyVault(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(vault.gets).To(BeZero())
 
-	router.Notify(ctx, events.Event{VaultHost: "demo.vault.azure.net", ObjectName: "DbPassword"})
+	router.Notify(ctx, kvevents.Event{VaultHost: "demo.vault.azure.net", ObjectName: "DbPassword"})
 	<-router.C                            // what the controller's channel source would take
 	release, ok := r.slots.acquire(vault) // another VaultSecret holds the only slot
 	g.Expect(ok).To(BeTrue())
@@ -117,16 +130,16 @@ func TestEventHintSurvivesABusyVault(t *testing.T) {
 func TestEventHintNewerThanTheReadIsKept(t *testing.T) {
 	g := NewWithT(t)
 	router := NewEventRouter()
-	router.Index.Add("team-a/db", []events.Ref{{VaultHost: "demo.vault.azure.net", ObjectName: "a"}})
+	router.Index.Add("team-a/db", []kvevents.Ref{{VaultHost: "demo.vault.azure.net", ObjectName: "a"}})
 	go func() {
 		for range router.C {
 		}
 	}()
 	ctx := context.Background()
-	router.Notify(ctx, events.Event{VaultHost: "demo.vault.azure.net", ObjectName: "a"})
+	router.Notify(ctx, kvevents.Event{VaultHost: "demo.vault.azure.net", ObjectName: "a"})
 	first, ok := router.pending("team-a/db")
 	g.Expect(ok).To(BeTrue())
-	router.Notify(ctx, events.Event{VaultHost: "demo.vault.azure.net", ObjectName: "a"})
+	router.Notify(ctx, kvevents.Event{VaultHost: "demo.vault.azure.net", ObjectName: "a"})
 	router.settle("team-a/db", first)
 	_, ok = router.pending("team-a/db")
 	g.Expect(ok).To(BeTrue(), "the second event was not covered by the first read")

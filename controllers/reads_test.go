@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
-	"github.com/vaultsync/vaultsync/controllers"
+	"github.com/vaultsync/vaultsync/internal/connector"
 	"github.com/vaultsync/vaultsync/internal/secrets"
 	"github.com/vaultsync/vaultsync/test/emulator"
 )
@@ -101,7 +101,7 @@ var _ = Describe("Shared reads and small watches", func() {
 	It("watches only the credential Secrets it is asked about, and sees their rotation, deletion and return", func() {
 		mc, err := metadata.NewForConfig(cp.Config)
 		Expect(err).NotTo(HaveOccurred())
-		w := controllers.NewCredentialWatches(mc)
+		w := connector.NewCredentialWatches(mc)
 		wctx, stop := context.WithCancel(ctx)
 		DeferCleanup(stop)
 		go func() { _ = w.Start(wctx) }()

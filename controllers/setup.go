@@ -1,7 +1,9 @@
-// Package controllers holds the reconcilers of vaultsync. They decide what to
-// do; talking to Azure lives in internal/keyvault and internal/credentials,
-// turning fetched objects into Secret data in internal/render, and writing
-// Secrets in internal/secrets.
+// Package controllers holds the reconcilers of vaultsync, one per kind. They
+// decide what to do; resolving connections to authenticated Key Vault clients
+// lives in internal/connector (behind the interfaces of backend.go), talking
+// to Azure in internal/keyvault and internal/credentials, turning fetched
+// objects into Secret data in internal/render, and writing Secrets in
+// internal/secrets.
 package controllers
 
 import (
@@ -36,6 +38,7 @@ import (
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 	"github.com/vaultsync/vaultsync/internal/audit"
+	"github.com/vaultsync/vaultsync/internal/connector"
 	"github.com/vaultsync/vaultsync/internal/credentials"
 	"github.com/vaultsync/vaultsync/internal/keyvault"
 	"github.com/vaultsync/vaultsync/internal/metrics"
@@ -224,15 +227,14 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err != nil {
 		return err
 	}
-	credWatches := NewCredentialWatches(metaClient)
-	credWatches.names = credentialSecretNamed(mgr.GetClient(), o.VaultPushSecrets)
+	credWatches := connector.NewCredentialWatches(metaClient).WithNames(credentialSecretNamed(mgr.GetClient(), o.VaultPushSecrets))
 	if err := mgr.Add(credWatches); err != nil {
 		return err
 	}
-	connector := &Connector{
+	backend := &connector.Connector{
 		Client:      mgr.GetClient(),
 		Live:        mgr.GetAPIReader(),
-		SecretMeta:  credWatches,
+		Watches:     credWatches,
 		Tokens:      credentials.NewKubeTokenRequester(cs),
 		Credentials: credentials.NewCache(credentials.DefaultCacheSize).WithObserver(m),
 		Clients:     keyvault.NewClientCache(keyvault.DefaultClientCacheSize, kvOpts),
@@ -244,14 +246,14 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		ClusterConnections: o.ClusterConnections,
 		NamespaceSelectors: o.ClusterConnections && o.NamespaceSelectors,
 	}
-	if err := setupConnections(context.Background(), mgr, connector, o); err != nil {
+	if err := setupConnections(context.Background(), mgr, backend, o); err != nil {
 		return err
 	}
 	if o.ClusterVaultSecrets {
 		if !o.ClusterConnections {
 			return errors.New("controllers: --cluster-vault-secrets needs --cluster-connections: a ClusterVaultSecret reads through a ClusterVaultConnection")
 		}
-		if err := setupClusterVaultSecrets(mgr, connector, o); err != nil {
+		if err := setupClusterVaultSecrets(mgr, backend, o); err != nil {
 			return err
 		}
 	}
@@ -260,7 +262,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		if err != nil {
 			return err
 		}
-		if err := setupVaultPushSecrets(context.Background(), mgr, connector, credWatches, o, id); err != nil {
+		if err := setupVaultPushSecrets(context.Background(), mgr, backend, o, id); err != nil {
 			return err
 		}
 	}
@@ -268,7 +270,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Client: mgr.GetClient(),
 		Writer: &secrets.Writer{Client: mgr.GetClient(), Live: mgr.GetAPIReader(),
 			MergeOwnerExists: vaultSecretExists(mgr.GetClient())},
-		Vaults:   connector,
+		Vaults:   backend,
 		Recorder: mgr.GetEventRecorder("vaultsync"),
 		HashKey:  o.HashKey,
 
@@ -310,9 +312,7 @@ func (r *VaultSecretReconciler) SetupWithManager(mgr ctrl.Manager, o Options) er
 			}
 			return reqs
 		}), builder.WithPredicates(notOwnSecretWrite()))
-	if c, ok := r.Vaults.(*Connector); ok {
-		bld = c.vaultSecretWatches(mgr, bld) // connections, their namespaces and credential Secrets
-	}
+	bld = vaultSecretWatches(mgr, r.Vaults, o, bld) // connections, their namespaces and credential Secrets
 	if r.Events != nil {
 		bld = bld.WatchesRawSource(source.Channel(r.Events.C, &handler.EnqueueRequestForObject{}))
 	}

@@ -2,8 +2,11 @@ package controllers
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
+	"github.com/vaultsync/vaultsync/api/v1alpha1"
+	"github.com/vaultsync/vaultsync/internal/connector"
 	"github.com/vaultsync/vaultsync/internal/credentials"
 	"github.com/vaultsync/vaultsync/internal/keyvault"
 	"github.com/vaultsync/vaultsync/internal/render"
@@ -41,7 +44,7 @@ const (
 // never values.
 func classify(err error) (reason, message string, retry retryMode) {
 	message = err.Error()
-	if reason, msg, ok := refusal(err); ok {
+	if reason, msg, ok := connector.Refusal(err); ok {
 		return reason, msg, retryOnChange
 	}
 	switch {
@@ -82,4 +85,15 @@ func withHint(msg, hint string) string {
 		return msg
 	}
 	return msg + "; " + hint
+}
+
+// sourceOf names where a VaultSecret reads from, for messages.
+func sourceOf(vs *v1alpha1.VaultSecret) string {
+	switch {
+	case vs.Spec.ConnectionRef != nil:
+		return fmt.Sprintf("%s %q", vs.Spec.ConnectionRef.KindOrDefault(), vs.Spec.ConnectionRef.Name)
+	case vs.Spec.Vault != nil:
+		return vs.Spec.Vault.URL
+	}
+	return "Key Vault"
 }

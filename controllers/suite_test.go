@@ -27,7 +27,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/vaultsync/vaultsync/controllers"
-	"github.com/vaultsync/vaultsync/internal/events"
+	kvevents "github.com/vaultsync/vaultsync/internal/events"
 	"github.com/vaultsync/vaultsync/internal/metrics"
 	"github.com/vaultsync/vaultsync/test/controlplane"
 	"github.com/vaultsync/vaultsync/test/emulator"
@@ -135,7 +135,7 @@ var _ = BeforeSuite(func() {
 	// Key Vault events: the emulator delivers to a loopback endpoint served
 	// by the same handler the operator runs with --events-bind-address.
 	o.Events = controllers.NewEventRouter()
-	handler, err := events.NewHandler(events.Options{Secrets: [][]byte{[]byte(eventsKey)}, Sink: o.Events, Metrics: metrics.Shared()})
+	handler, err := kvevents.NewHandler(kvevents.Options{Secrets: [][]byte{[]byte(eventsKey)}, Sink: o.Events, Metrics: metrics.Shared()})
 	Expect(err).NotTo(HaveOccurred())
 	eventsServer = httptest.NewServer(handler)
 	// Only the "evented" vault publishes events, so the other specs see

@@ -20,6 +20,7 @@ import (
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 	"github.com/vaultsync/vaultsync/internal/audit"
+	"github.com/vaultsync/vaultsync/internal/connector"
 	"github.com/vaultsync/vaultsync/internal/keyvault"
 	"github.com/vaultsync/vaultsync/internal/metrics"
 	"github.com/vaultsync/vaultsync/internal/push"
@@ -36,40 +37,6 @@ const (
 	ReasonCleanupSkipped       = "CleanupSkipped"
 )
 
-// PushVault is what the push controller needs of a Key Vault client (internal/keyvault's
-// Client implements it).
-type PushVault interface {
-	Host() string
-	IdentityKey() string
-	GetSecretInfo(ctx context.Context, name string) (*keyvault.ObjectInfo, error)
-	SetSecret(ctx context.Context, name, value, contentType string, tags map[string]string) (*keyvault.ObjectInfo, error)
-	DeleteSecret(ctx context.Context, name string) error
-	GetCertificateInfo(ctx context.Context, name string) (*keyvault.ObjectInfo, error)
-	ImportCertificate(ctx context.Context, name, pemBundle string, tags map[string]string) (*keyvault.ObjectInfo, error)
-	DeleteCertificate(ctx context.Context, name string) error
-}
-
-// PushVaults gives the push controller a client of a VaultPushSecret's vault, authenticated as
-// the identity its spec names (with the same resolution and isolation rules as a VaultSecret).
-type PushVaults interface {
-	ForPush(ctx context.Context, ps *v1alpha1.VaultPushSecret) (PushVault, error)
-}
-
-// ForPush resolves the VaultPushSecret's connection like a VaultSecret's: ServiceAccounts,
-// Secrets and VaultConnections of its own namespace only, ClusterVaultConnections only when they
-// allow the namespace.
-func (c *Connector) ForPush(ctx context.Context, ps *v1alpha1.VaultPushSecret) (PushVault, error) {
-	conn, err := c.resolveRef(ctx, ps.Namespace, ps.Spec.Vault, ps.Spec.ConnectionRef)
-	if err != nil {
-		return nil, err
-	}
-	vault, _, _, err := c.connect(ctx, conn)
-	if err != nil {
-		return nil, err
-	}
-	return vault, nil
-}
-
 // VaultPushSecretReconciler writes a Secret of a VaultPushSecret's namespace into Key Vault.
 //
 // It runs only with --vault-push-secrets: it needs to read the data of Secrets that are not
@@ -79,11 +46,10 @@ type VaultPushSecretReconciler struct {
 	Client client.Client
 	// Live reads the source Secret from the API server (it is not in the manager's cache).
 	Live client.Reader
-	// SourceWatch, when set, watches the source Secret by name (metadata only) from the first
-	// reconcile on, so that an edit, a deletion or a late creation wakes the VaultPushSecret.
-	SourceWatch SecretMetaReader
-	Vaults      PushVaults
-	Recorder    events.EventRecorder
+	// Vaults also watches the source Secret by name (metadata only) from the first reconcile
+	// on, so that an edit, a deletion or a late creation wakes the VaultPushSecret.
+	Vaults   PushVaults
+	Recorder events.EventRecorder
 	// HashKey is the installation's HMAC key: the vaultsync-data-hmac tag is an HMAC under it.
 	HashKey []byte
 	// ClusterID is the first part of the vaultsync-owner tag.
@@ -127,17 +93,15 @@ func (r *VaultPushSecretReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	ps.Status.Owner = owner
 
 	srcKey := client.ObjectKey{Namespace: ps.Namespace, Name: ps.Spec.SecretRef.Name}
-	if r.SourceWatch != nil {
-		// Starts the watch of the source Secret (its answer is not needed: the data is read
-		// live below). A failure only delays the wake-up to the next refresh.
-		if err := r.SourceWatch.Get(ctx, srcKey, newSecretMetadata()); err != nil && !apierrors.IsNotFound(err) {
-			logf.FromContext(ctx).V(1).Info("watching the source Secret", "error", err.Error())
-		}
+	// Starts the watch of the source Secret (the data is read live below). A failure only
+	// delays the wake-up to the next refresh.
+	if err := r.Vaults.WatchSecret(ctx, srcKey); err != nil && !apierrors.IsNotFound(err) {
+		logf.FromContext(ctx).V(1).Info("watching the source Secret", "error", err.Error())
 	}
 	src := &corev1.Secret{}
 	if err := r.Live.Get(ctx, srcKey, src); err != nil {
 		if apierrors.IsNotFound(err) {
-			return r.fail(ctx, ps, &refusedError{Reason: ReasonSourceSecretNotFound, Message: fmt.Sprintf(
+			return r.fail(ctx, ps, &connector.RefusedError{Reason: ReasonSourceSecretNotFound, Message: fmt.Sprintf(
 				"Secret %q does not exist in namespace %q: create it, or name another in spec.secretRef (pushed as soon as it exists)",
 				ps.Spec.SecretRef.Name, ps.Namespace)})
 		}
@@ -209,7 +173,7 @@ func pushedKey(t v1alpha1.PushObjectType, name string) string {
 
 // pushOne brings one object in line: it is written when absent, or when it is this
 // VaultPushSecret's and holds other data; an object of someone else is never written.
-func (r *VaultPushSecretReconciler) pushOne(ctx context.Context, vault PushVault, ps *v1alpha1.VaultPushSecret, owner string,
+func (r *VaultPushSecretReconciler) pushOne(ctx context.Context, vault connector.PushVault, ps *v1alpha1.VaultPushSecret, owner string,
 	obj push.Object, prev v1alpha1.PushedObject, now time.Time) (v1alpha1.PushedObject, bool, error) {
 	digest := push.Digest(r.HashKey, obj)
 	out := v1alpha1.PushedObject{Name: obj.Name, Type: obj.Type, LastWriteTime: prev.LastWriteTime}
@@ -247,7 +211,7 @@ func (r *VaultPushSecretReconciler) pushOne(ctx context.Context, vault PushVault
 	return out, true, nil
 }
 
-func remoteInfo(ctx context.Context, vault PushVault, t v1alpha1.PushObjectType, name string) (*keyvault.ObjectInfo, error) {
+func remoteInfo(ctx context.Context, vault connector.PushVault, t v1alpha1.PushObjectType, name string) (*keyvault.ObjectInfo, error) {
 	if t == v1alpha1.PushTypeCertificate {
 		return vault.GetCertificateInfo(ctx, name)
 	}

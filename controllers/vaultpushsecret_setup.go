@@ -25,6 +25,7 @@ import (
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 	"github.com/vaultsync/vaultsync/internal/audit"
+	"github.com/vaultsync/vaultsync/internal/connector"
 	"github.com/vaultsync/vaultsync/internal/credentials"
 	"github.com/vaultsync/vaultsync/internal/keyvault"
 	"github.com/vaultsync/vaultsync/internal/metrics"
@@ -63,13 +64,13 @@ func ResolveClusterID(ctx context.Context, c client.Reader, id string) (string, 
 // spec changes and deletion, on any change of the Secrets it reads (each watched by name,
 // metadata only, like the credential Secrets of connections: no Secret data is cached and no
 // other Secret is watched), and on changes of its connection.
-func setupVaultPushSecrets(ctx context.Context, mgr ctrl.Manager, c *Connector, watches *CredentialWatches, o Options, clusterID string) error {
+func setupVaultPushSecrets(ctx context.Context, mgr ctrl.Manager, b PushVaults, o Options, clusterID string) error {
 	fi := mgr.GetFieldIndexer()
 	if err := fi.IndexField(ctx, &v1alpha1.VaultPushSecret{}, indexPushSecrets, func(obj client.Object) []string {
 		ps := obj.(*v1alpha1.VaultPushSecret)
 		names := []string{ps.Spec.SecretRef.Name}
 		if ps.Spec.Vault != nil {
-			names = append(names, credentialSecretNames(&ps.Spec.Vault.Auth)...)
+			names = append(names, connector.CredentialSecretNames(&ps.Spec.Vault.Auth)...)
 		}
 		slices.Sort(names)
 		return slices.Compact(names)
@@ -91,11 +92,8 @@ func setupVaultPushSecrets(ctx context.Context, mgr ctrl.Manager, c *Connector, 
 		return err
 	}
 	r := &VaultPushSecretReconciler{
-		Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Vaults: c,
+		Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Vaults: b,
 		Recorder: mgr.GetEventRecorder("vaultsync"), HashKey: o.HashKey, ClusterID: clusterID, Metrics: metrics.Shared(),
-	}
-	if watches != nil {
-		r.SourceWatch = watches
 	}
 	cl := mgr.GetClient()
 	bld := ctrl.NewControllerManagedBy(mgr).
@@ -104,29 +102,28 @@ func setupVaultPushSecrets(ctx context.Context, mgr ctrl.Manager, c *Connector, 
 		Watches(&v1alpha1.VaultConnection{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
 			return pushSecretsByIndex(ctx, cl, obj.GetNamespace(), indexPushConnectionRef, string(v1alpha1.KindVaultConnection)+"/"+obj.GetName())
 		}), builder.WithPredicates(predicate.GenerationChangedPredicate{}))
-	if c.ClusterConnections {
+	if o.ClusterConnections {
 		bld = bld.Watches(&v1alpha1.ClusterVaultConnection{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
 			return pushSecretsByIndex(ctx, cl, "", indexPushConnectionRef, string(v1alpha1.KindClusterVaultConnection)+"/"+obj.GetName())
 		}), builder.WithPredicates(predicate.GenerationChangedPredicate{}))
 	}
-	if c.ClusterConnections && c.NamespaceSelectors {
+	if o.ClusterConnections && o.NamespaceSelectors {
 		// A relabelled namespace may now be allowed (or refused) by a ClusterVaultConnection.
 		bld = bld.Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
 			return pushSecretsByIndex(ctx, cl, obj.GetName(), indexPushConnectionRef, string(v1alpha1.KindClusterVaultConnection))
 		}), builder.WithPredicates(labelsChanged()))
 	}
-	if watches != nil {
-		bld = bld.WatchesRawSource(credentialSource{watches: watches,
-			fn: func(ctx context.Context, m *metav1.PartialObjectMetadata, _ secretEvent) []reconcile.Request {
-				// The Secret pushed, a credential Secret of an inline vault, or one of a
-				// VaultConnection of the namespace.
-				reqs := pushSecretsByIndex(ctx, cl, m.Namespace, indexPushSecrets, m.Name)
-				for _, vc := range connectionsUsingSecret(ctx, cl, m) {
-					reqs = append(reqs, pushSecretsByIndex(ctx, cl, vc.Namespace, indexPushConnectionRef,
-						string(v1alpha1.KindVaultConnection)+"/"+vc.Name)...)
-				}
-				return reqs
-			}})
+	if src := b.SecretSource(func(ctx context.Context, s client.Object) []reconcile.Request {
+		// The Secret pushed, a credential Secret of an inline vault, or one of a
+		// VaultConnection of the namespace.
+		reqs := pushSecretsByIndex(ctx, cl, s.GetNamespace(), indexPushSecrets, s.GetName())
+		for _, vc := range connectionsUsingSecret(ctx, cl, s) {
+			reqs = append(reqs, pushSecretsByIndex(ctx, cl, vc.Namespace, indexPushConnectionRef,
+				string(v1alpha1.KindVaultConnection)+"/"+vc.Name)...)
+		}
+		return reqs
+	}); src != nil {
+		bld = bld.WatchesRawSource(src)
 	}
 	return bld.WithOptions(controller.Options{
 		MaxConcurrentReconciles: max(1, o.MaxConcurrentReconciles/4),
@@ -190,7 +187,7 @@ func (r *VaultPushSecretReconciler) cleanup(ctx context.Context, ps *v1alpha1.Va
 // A refused connection, a missing ServiceAccount or credential Secret (often already deleted with
 // the namespace) and a denied deletion do not pass by waiting.
 func cleanupRetryable(err error) bool {
-	if _, _, ok := refusal(err); ok {
+	if _, _, ok := connector.Refusal(err); ok {
 		return false
 	}
 	var kv *keyvault.Error

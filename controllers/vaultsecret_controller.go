@@ -26,12 +26,6 @@ import (
 	"github.com/vaultsync/vaultsync/internal/secrets"
 )
 
-// VaultClients gives the reconciler a Key Vault client for a VaultSecret,
-// authenticated as the identity its spec names.
-type VaultClients interface {
-	For(ctx context.Context, vs *v1alpha1.VaultSecret) (Vault, error)
-}
-
 // VaultSecretReconciler keeps the Secret of each VaultSecret in sync with
 // Key Vault.
 type VaultSecretReconciler struct {
@@ -304,14 +298,9 @@ func (r *VaultSecretReconciler) sync(ctx context.Context, vs *v1alpha1.VaultSecr
 		result, err = r.fail(ctx, vs, err, "")
 		return result, true, err
 	}
-	vaultHost := ""
-	if h, ok := vault.(interface{ Host() string }); ok {
-		vaultHost = h.Host()
-		r.Events.index(vs, vaultHost)
-	}
-	if id, ok := vault.(interface{ IdentityKey() string }); ok {
-		ctx = audit.WithSubject(ctx, auditSubject(vs, id.IdentityKey()))
-	}
+	vaultHost := vault.Host()
+	r.Events.index(vs, vaultHost)
+	ctx = audit.WithSubject(ctx, auditSubject(vs, vault.IdentityKey()))
 	release, ok := r.slots.acquire(vault)
 	if !ok {
 		// Most workers already wait on this vault (it is slow or down):

@@ -24,17 +24,16 @@ func newVaultSlots(n int) *vaultSlots {
 	return &vaultSlots{max: max(n, 1), inFlight: map[string]int{}}
 }
 
-// vaultHost is implemented by keyvault.Client.
+// vaultHost is the part of connector.Vault the slots use.
 type vaultHost interface{ Host() string }
 
 // acquire takes a slot of v's vault; ok is false when all are taken. Call
-// release once the reads are done.
-func (s *vaultSlots) acquire(v Vault) (release func(), ok bool) {
-	h, isHost := v.(vaultHost)
-	if s == nil || !isHost {
+// release once the reads are done. A client without a host takes no slot.
+func (s *vaultSlots) acquire(v vaultHost) (release func(), ok bool) {
+	host := v.Host()
+	if s == nil || host == "" {
 		return func() {}, true
 	}
-	host := h.Host()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.inFlight[host] >= s.max {

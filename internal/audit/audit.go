@@ -29,7 +29,7 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"github.com/vaultsync/vaultsync/internal/keyvault"
+	"github.com/vaultsync/vaultsync/internal/kvtypes"
 )
 
 // LoggerName is the name of the audit logger (appended to the base logger's name).
@@ -81,17 +81,15 @@ func New(base logr.Logger) *Logger {
 	return &Logger{log: base.WithName(LoggerName), now: time.Now}
 }
 
-var _ keyvault.ContextObserver = (*Logger)(nil)
-
 // ObserveRequest implements keyvault.Observer for callers without a context: the line has no
 // subject.
 func (l *Logger) ObserveRequest(vaultHost, operation string, statusCode int, dur time.Duration, err error) {
-	l.ObserveRequestContext(context.Background(), keyvault.RequestInfo{VaultHost: vaultHost, Operation: operation,
+	l.ObserveRequestContext(context.Background(), kvtypes.RequestInfo{VaultHost: vaultHost, Operation: operation,
 		StatusCode: statusCode, Duration: dur, Err: err})
 }
 
 // ObserveRequestContext implements keyvault.ContextObserver: one line per request.
-func (l *Logger) ObserveRequestContext(ctx context.Context, info keyvault.RequestInfo) {
+func (l *Logger) ObserveRequestContext(ctx context.Context, info kvtypes.RequestInfo) {
 	if l == nil || (info.Challenge && !l.Challenges) {
 		return
 	}
@@ -128,7 +126,7 @@ func (l *Logger) ObserveRequestContext(ctx context.Context, info keyvault.Reques
 // Result gives a fixed word for the outcome of a request: Success, Challenge, Unauthorized,
 // Forbidden, NotFound, Throttled, ServerError, ClientError (other 4xx), Canceled,
 // DeadlineExceeded or NoResponse.
-func Result(info keyvault.RequestInfo) string {
+func Result(info kvtypes.RequestInfo) string {
 	switch s := info.StatusCode; {
 	case s >= 200 && s < 300:
 		return "Success"

@@ -19,7 +19,12 @@ import (
 
 	"github.com/vaultsync/vaultsync/internal/keyvault"
 	"github.com/vaultsync/vaultsync/internal/keyvault/keyvaulttest"
+	"github.com/vaultsync/vaultsync/internal/kvtypes"
 )
+
+// The Logger gets each request's context from the Key Vault client (audit itself does not import
+// the client, only the request description in internal/kvtypes).
+var _ keyvault.ContextObserver = (*Logger)(nil)
 
 const (
 	secretValue = "audit-test-s3cr3t-value"
@@ -140,7 +145,7 @@ func TestChallengesOptIn(t *testing.T) {
 	g := NewWithT(t)
 	out := &lines{}
 	a := New(out.logger())
-	info := keyvault.RequestInfo{VaultHost: "demo.vault.azure.net", Operation: "GetSecret", Object: "db", StatusCode: 401, Challenge: true}
+	info := kvtypes.RequestInfo{VaultHost: "demo.vault.azure.net", Operation: "GetSecret", Object: "db", StatusCode: 401, Challenge: true}
 	a.ObserveRequestContext(context.Background(), info)
 	g.Expect(out.parsed(t)).To(BeEmpty())
 	a.Challenges = true
@@ -158,12 +163,12 @@ func TestWithoutSubject(t *testing.T) {
 		HaveKeyWithValue("result", "NoResponse"), HaveKeyWithValue("vault", "demo.vault.azure.net")))
 	g.Expect(out.text()).NotTo(ContainSubstring("connection refused"))
 	var nilLogger *Logger
-	nilLogger.ObserveRequestContext(context.Background(), keyvault.RequestInfo{})
+	nilLogger.ObserveRequestContext(context.Background(), kvtypes.RequestInfo{})
 }
 
 func TestResult(t *testing.T) {
 	g := NewWithT(t)
-	for info, want := range map[keyvault.RequestInfo]string{
+	for info, want := range map[kvtypes.RequestInfo]string{
 		{StatusCode: 204}:       "Success",
 		{StatusCode: 401}:       "Unauthorized",
 		{StatusCode: 404}:       "NotFound",

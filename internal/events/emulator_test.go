@@ -10,7 +10,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/vaultsync/vaultsync/internal/events"
-	"github.com/vaultsync/vaultsync/internal/keyvault"
+	"github.com/vaultsync/vaultsync/internal/kvtypes"
 	"github.com/vaultsync/vaultsync/test/emulator"
 	"github.com/vaultsync/vaultsync/test/emulator/admin"
 )
@@ -75,7 +75,7 @@ func TestEmulatorDeliversToHandler(t *testing.T) {
 	mu.Lock()
 	g.Expect(got).To(Equal([]string{"team-a/app"}), "only the indexed object, once")
 	g.Expect(evs[0]).To(And(HaveField("Type", events.TypeSecretNewVersionCreated), HaveField("VaultHost", "events-demo.vault.azure.net"),
-		HaveField("ObjectType", keyvault.TypeSecret), HaveField("ObjectName", "db-password"), HaveField("Version", vi.Version)))
+		HaveField("ObjectType", kvtypes.TypeSecret), HaveField("ObjectName", "db-password"), HaveField("Version", vi.Version)))
 	mu.Unlock()
 	cancel()
 	g.Eventually(done, 15*time.Second).Should(Receive(BeNil()))

@@ -14,7 +14,7 @@ import (
 
 	. "github.com/onsi/gomega"
 
-	"github.com/vaultsync/vaultsync/internal/keyvault"
+	"github.com/vaultsync/vaultsync/internal/kvtypes"
 )
 
 const (
@@ -175,7 +175,7 @@ func validationBody(code string) string {
 func TestHandler(t *testing.T) {
 	secretEvent := jsonOf([]any{egEvent("e1", TypeSecretNewVersionCreated, vaultID)})
 	wantSecretEvent := Event{
-		Type: TypeSecretNewVersionCreated, VaultHost: "demo.vault.azure.net", ObjectType: keyvault.TypeSecret,
+		Type: TypeSecretNewVersionCreated, VaultHost: "demo.vault.azure.net", ObjectType: kvtypes.TypeSecret,
 		ObjectName: "db-password", Version: "0f1e2d3c4b5a69788796a5b4c3d2e1f0", ID: "e1",
 		Source:  "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/demo",
 		Time:    time.Date(2026, 3, 1, 11, 59, 58, 123456700, time.UTC),
@@ -325,7 +325,7 @@ func TestHandler(t *testing.T) {
 			req: request{contentType: "application/cloudevents+json; charset=utf-8", header: withKey(nil),
 				body: jsonOf(ceEvent("c1", TypeSecretNewVersionCreated, vaultID))},
 			status: 200,
-			events: []Event{{Type: TypeSecretNewVersionCreated, VaultHost: "demo.vault.azure.net", ObjectType: keyvault.TypeSecret,
+			events: []Event{{Type: TypeSecretNewVersionCreated, VaultHost: "demo.vault.azure.net", ObjectType: kvtypes.TypeSecret,
 				ObjectName: "db-password", Version: "0f1e2d3c4b5a69788796a5b4c3d2e1f0", ID: "c1",
 				Source: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/demo", Time: time.Date(2026, 3, 1, 11, 59, 58, 0, time.UTC),
 				NotBefore: ptr(time.Unix(1700000000, 0).UTC())}},
@@ -347,9 +347,9 @@ func TestHandler(t *testing.T) {
 			eventCheck: func(g Gomega, evs []Event) {
 				g.Expect(evs).To(HaveLen(3))
 				g.Expect(evs[0].Type).To(Equal(TypeSecretNewVersionCreated))
-				g.Expect(evs[1]).To(And(HaveField("Type", TypeCertificateNearExpiry), HaveField("ObjectType", keyvault.TypeCertificate),
+				g.Expect(evs[1]).To(And(HaveField("Type", TypeCertificateNearExpiry), HaveField("ObjectType", kvtypes.TypeCertificate),
 					HaveField("ObjectName", "db-password"), HaveField("Version", "0f1e2d3c4b5a69788796a5b4c3d2e1f0")))
-				g.Expect(evs[2]).To(And(HaveField("ObjectType", keyvault.TypeKey), HaveField("VaultHost", "demo.vault.azure.net")))
+				g.Expect(evs[2]).To(And(HaveField("ObjectType", kvtypes.TypeKey), HaveField("VaultHost", "demo.vault.azure.net")))
 			},
 		},
 		"Event Grid batch with mixed types": {

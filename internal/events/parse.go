@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vaultsync/vaultsync/internal/keyvault"
+	"github.com/vaultsync/vaultsync/internal/kvtypes"
 )
 
 // Key Vault event types (Event Grid's eventType, CloudEvents' type).
@@ -32,16 +32,16 @@ const (
 )
 
 // knownTypes maps every event type vaultsync acts on to the object type it concerns.
-var knownTypes = map[string]keyvault.ObjectType{
-	TypeSecretNewVersionCreated:      keyvault.TypeSecret,
-	TypeSecretNearExpiry:             keyvault.TypeSecret,
-	TypeSecretExpired:                keyvault.TypeSecret,
-	TypeCertificateNewVersionCreated: keyvault.TypeCertificate,
-	TypeCertificateNearExpiry:        keyvault.TypeCertificate,
-	TypeCertificateExpired:           keyvault.TypeCertificate,
-	TypeKeyNewVersionCreated:         keyvault.TypeKey,
-	TypeKeyNearExpiry:                keyvault.TypeKey,
-	TypeKeyExpired:                   keyvault.TypeKey,
+var knownTypes = map[string]kvtypes.ObjectType{
+	TypeSecretNewVersionCreated:      kvtypes.TypeSecret,
+	TypeSecretNearExpiry:             kvtypes.TypeSecret,
+	TypeSecretExpired:                kvtypes.TypeSecret,
+	TypeCertificateNewVersionCreated: kvtypes.TypeCertificate,
+	TypeCertificateNearExpiry:        kvtypes.TypeCertificate,
+	TypeCertificateExpired:           kvtypes.TypeCertificate,
+	TypeKeyNewVersionCreated:         kvtypes.TypeKey,
+	TypeKeyNearExpiry:                kvtypes.TypeKey,
+	TypeKeyExpired:                   kvtypes.TypeKey,
 }
 
 // KnownType reports whether vaultsync acts on events of type t.
@@ -71,7 +71,7 @@ type Event struct {
 	// VaultHost is the lower-case vault host, e.g. demo.vault.azure.net.
 	VaultHost string
 	// ObjectType is secret, certificate or key.
-	ObjectType keyvault.ObjectType
+	ObjectType kvtypes.ObjectType
 	// ObjectName is the object's name as Key Vault reported it.
 	ObjectName string
 	// Version is the object version the event is about (may be empty).
@@ -295,7 +295,7 @@ const DefaultVaultDomain = "vault.azure.net"
 // keyVaultEvent extracts the vault host, object name and version: from data.Id when it is a
 // vault object URL, else from data.VaultName (+ DefaultVaultDomain) and data.ObjectName or the
 // subject.
-func keyVaultEvent(env envelope, objType keyvault.ObjectType) (Event, bool) {
+func keyVaultEvent(env envelope, objType kvtypes.ObjectType) (Event, bool) {
 	var d keyVaultData
 	if len(env.data) == 0 || json.Unmarshal(env.data, &d) != nil {
 		return Event{}, false

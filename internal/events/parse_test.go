@@ -8,7 +8,7 @@ import (
 
 	. "github.com/onsi/gomega"
 
-	"github.com/vaultsync/vaultsync/internal/keyvault"
+	"github.com/vaultsync/vaultsync/internal/kvtypes"
 )
 
 func TestParseVaultHostAndObject(t *testing.T) {
@@ -45,7 +45,7 @@ func TestParseVaultHostAndObject(t *testing.T) {
 			g.Expect(ev.VaultHost).To(Equal(tc.host))
 			g.Expect(ev.ObjectName).To(Equal(tc.object))
 			g.Expect(ev.Version).To(Equal(tc.version))
-			g.Expect(ev.ObjectType).To(Equal(keyvault.TypeSecret))
+			g.Expect(ev.ObjectType).To(Equal(kvtypes.TypeSecret))
 		})
 	}
 }
@@ -59,7 +59,7 @@ func TestParseTimes(t *testing.T) {
 	g.Expect(ev.Time).To(Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)))
 	g.Expect(ev.NotBefore).To(HaveValue(Equal(time.Unix(1700000000, 0).UTC())))
 	g.Expect(ev.Expires).To(HaveValue(Equal(time.Unix(1800000000, 0).UTC())))
-	g.Expect(ev.ObjectType).To(Equal(keyvault.TypeCertificate))
+	g.Expect(ev.ObjectType).To(Equal(kvtypes.TypeCertificate))
 
 	_, err = Parse("application/json", []byte(`[{"id":"1","eventType":"x","eventTime":"yesterday"}]`))
 	g.Expect(err).To(MatchError(ContainSubstring("RFC 3339")))

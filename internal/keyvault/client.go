@@ -30,6 +30,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+
+	"github.com/vaultsync/vaultsync/internal/kvtypes"
 )
 
 // DefaultMaxListItems bounds ListSecrets.
@@ -173,7 +175,7 @@ var (
 	versionPattern = regexp.MustCompile(`^[0-9A-Za-z]{0,64}$`)
 )
 
-func (c *Client) validate(op string, typ ObjectType, name, version string) error {
+func (c *Client) validate(op string, typ kvtypes.ObjectType, name, version string) error {
 	if !namePattern.MatchString(name) {
 		return &Error{Op: op, Vault: c.host, Type: typ, Object: name, Version: version, Kind: ErrInvalid,
 			Message: "object names are 1-127 letters, digits and dashes"}
@@ -194,7 +196,7 @@ func (c *Client) coalesce(ctx context.Context, typ, name, version string, fn fun
 	return c.coalescer.do(ctx, key, fn)
 }
 
-func (c *Client) getSecret(ctx context.Context, op string, typ ObjectType, name, version string) (*Secret, error) {
+func (c *Client) getSecret(ctx context.Context, op string, typ kvtypes.ObjectType, name, version string) (*Secret, error) {
 	if err := c.validate(op, typ, name, version); err != nil {
 		return nil, err
 	}
@@ -213,19 +215,19 @@ func (c *Client) getSecret(ctx context.Context, op string, typ ObjectType, name,
 
 // GetSecret reads a secret with its value; an empty version means the latest.
 func (c *Client) GetSecret(ctx context.Context, name, version string) (*Secret, error) {
-	return c.getSecret(ctx, opGetSecret, TypeSecret, name, version)
+	return c.getSecret(ctx, opGetSecret, kvtypes.TypeSecret, name, version)
 }
 
 // GetCertificateSecret reads a certificate's private key and chain through the secrets endpoint.
 // The value is PFX (ContentType application/x-pkcs12, standard base64) or PEM
 // (application/x-pem-file). A secret not managed by a certificate yields ErrNotCertificate.
 func (c *Client) GetCertificateSecret(ctx context.Context, name, version string) (*Secret, error) {
-	s, err := c.getSecret(ctx, opGetCertificateSecret, TypeCertificate, name, version)
+	s, err := c.getSecret(ctx, opGetCertificateSecret, kvtypes.TypeCertificate, name, version)
 	if err != nil {
 		return nil, err
 	}
 	if !s.Managed {
-		return nil, &Error{Op: opGetCertificateSecret, Vault: c.host, Type: TypeCertificate, Object: name,
+		return nil, &Error{Op: opGetCertificateSecret, Vault: c.host, Type: kvtypes.TypeCertificate, Object: name,
 			Version: version, Kind: ErrNotCertificate, Message: "the secret is not managed by a certificate"}
 	}
 	return s, nil
@@ -233,18 +235,18 @@ func (c *Client) GetCertificateSecret(ctx context.Context, name, version string)
 
 // GetKey reads the public part of a key; an empty version means the latest.
 func (c *Client) GetKey(ctx context.Context, name, version string) (*Key, error) {
-	if err := c.validate(opGetKey, TypeKey, name, version); err != nil {
+	if err := c.validate(opGetKey, kvtypes.TypeKey, name, version); err != nil {
 		return nil, err
 	}
-	v, err := c.coalesce(ctx, string(TypeKey), name, version, func(ctx context.Context) (any, error) {
+	v, err := c.coalesce(ctx, string(kvtypes.TypeKey), name, version, func(ctx context.Context) (any, error) {
 		resp, err := c.keys.GetKey(withOp(ctx, opGetKey), name, version, nil)
 		if err != nil {
-			return nil, mapError(opGetKey, c.host, TypeKey, name, version, err)
+			return nil, mapError(opGetKey, c.host, kvtypes.TypeKey, name, version, err)
 		}
 		return convertKey(resp.KeyBundle), nil
 	})
 	if err != nil {
-		return nil, mapError(opGetKey, c.host, TypeKey, name, version, err)
+		return nil, mapError(opGetKey, c.host, kvtypes.TypeKey, name, version, err)
 	}
 	return v.(*Key).clone(), nil
 }
@@ -259,14 +261,14 @@ func (c *Client) ListSecrets(ctx context.Context) ([]SecretInfo, error) {
 		for pager.More() {
 			page, err := pager.NextPage(ctx)
 			if err != nil {
-				return nil, mapError(opListSecrets, c.host, TypeSecret, "", "", err)
+				return nil, mapError(opListSecrets, c.host, kvtypes.TypeSecret, "", "", err)
 			}
 			for _, p := range page.Value {
 				if p == nil {
 					continue
 				}
 				if len(out) >= c.maxList {
-					return nil, &Error{Op: opListSecrets, Vault: c.host, Type: TypeSecret, Kind: ErrTooMany,
+					return nil, &Error{Op: opListSecrets, Vault: c.host, Type: kvtypes.TypeSecret, Kind: ErrTooMany,
 						Message: fmt.Sprintf("the vault holds more than %d secrets", c.maxList)}
 				}
 				out = append(out, convertSecretInfo(p))
@@ -275,7 +277,7 @@ func (c *Client) ListSecrets(ctx context.Context) ([]SecretInfo, error) {
 		return out, nil
 	})
 	if err != nil {
-		return nil, mapError(opListSecrets, c.host, TypeSecret, "", "", err)
+		return nil, mapError(opListSecrets, c.host, kvtypes.TypeSecret, "", "", err)
 	}
 	return cloneInfos(v.([]SecretInfo)), nil
 }

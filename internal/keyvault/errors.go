@@ -19,6 +19,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/vaultsync/vaultsync/internal/kvtypes"
 )
 
 // Sentinel errors. Every error returned by a Client is an *Error whose Unwrap yields one of these.
@@ -54,7 +56,7 @@ type Error struct {
 	// Vault is the vault host name.
 	Vault string
 	// Type, Object and Version name the object (Object is empty for listings).
-	Type    ObjectType
+	Type    kvtypes.ObjectType
 	Object  string
 	Version string
 	// Status is the HTTP status of the vault's answer, 0 when there was none.
@@ -210,7 +212,7 @@ func tokenUnanswered(err error, credErr *credentialError) bool {
 }
 
 // mapError turns any error of the SDK into an *Error, once.
-func mapError(op, vault string, typ ObjectType, name, version string, err error) error {
+func mapError(op, vault string, typ kvtypes.ObjectType, name, version string, err error) error {
 	if err == nil {
 		return nil
 	}

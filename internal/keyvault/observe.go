@@ -9,32 +9,9 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
-)
 
-// RequestInfo describes one HTTP request sent to a vault, for observers that need more than
-// ObserveRequest's arguments (the audit log).
-type RequestInfo struct {
-	// VaultHost is the vault's host, e.g. demo.vault.azure.net.
-	VaultHost string
-	// Operation is GetSecret, GetCertificateSecret, GetKey, ListSecrets, or one of a push
-	// (GetSecretProperties, SetSecret, DeleteSecret, GetCertificate, ImportCertificate,
-	// DeleteCertificate).
-	Operation string
-	// ObjectType is the kind of object the operation reads.
-	ObjectType ObjectType
-	// Object is the object name from the request path ("" for a list).
-	Object string
-	// Version is the version from the request path or, when the latest was asked for, the
-	// version the successful answer named.
-	Version string
-	// StatusCode is the HTTP status (0 when no response arrived, see Err).
-	StatusCode int
-	Duration   time.Duration
-	Err        error
-	// Challenge is true for a request sent without a bearer token: the first leg of Key Vault's
-	// challenge authentication, normally answered 401 and repeated with a token.
-	Challenge bool
-}
+	"github.com/vaultsync/vaultsync/internal/kvtypes"
+)
 
 // ContextObserver is an optional extension of Observer. When the Options' Observer implements
 // it, ObserveRequestContext is called instead of ObserveRequest, with the context of the request:
@@ -43,7 +20,7 @@ type RequestInfo struct {
 // the callers that joined it or reused its result cause no request and so no call.
 type ContextObserver interface {
 	Observer
-	ObserveRequestContext(ctx context.Context, info RequestInfo)
+	ObserveRequestContext(ctx context.Context, info kvtypes.RequestInfo)
 }
 
 // Observers fans each request out to every non-nil observer, calling ObserveRequestContext on
@@ -73,7 +50,7 @@ func (m multiObserver) ObserveRequest(vaultHost, operation string, statusCode in
 	}
 }
 
-func (m multiObserver) ObserveRequestContext(ctx context.Context, info RequestInfo) {
+func (m multiObserver) ObserveRequestContext(ctx context.Context, info kvtypes.RequestInfo) {
 	for _, o := range m {
 		if co, ok := o.(ContextObserver); ok {
 			co.ObserveRequestContext(ctx, info)
@@ -96,7 +73,7 @@ func observe(o Observer, host string, req *policy.Request, resp *http.Response, 
 		o.ObserveRequest(host, op, status, dur, err)
 		return
 	}
-	info := RequestInfo{VaultHost: host, Operation: op, ObjectType: opObjectType(op), StatusCode: status, Duration: dur, Err: err,
+	info := kvtypes.RequestInfo{VaultHost: host, Operation: op, ObjectType: opObjectType(op), StatusCode: status, Duration: dur, Err: err,
 		Challenge: req.Raw().Header.Get("Authorization") == ""}
 	info.Object, info.Version = objectFromPath(req.Raw().URL.Path)
 	if info.Object != "" && info.Version == "" && status == http.StatusOK {
@@ -105,14 +82,14 @@ func observe(o Observer, host string, req *policy.Request, resp *http.Response, 
 	co.ObserveRequestContext(ctx, info)
 }
 
-func opObjectType(op string) ObjectType {
+func opObjectType(op string) kvtypes.ObjectType {
 	switch op {
 	case opGetCertificateSecret, opGetCertificateInfo, opImportCertificate, opDeleteCertificate:
-		return TypeCertificate
+		return kvtypes.TypeCertificate
 	case opGetKey:
-		return TypeKey
+		return kvtypes.TypeKey
 	}
-	return TypeSecret
+	return kvtypes.TypeSecret
 }
 
 // objectFromPath reads /{secrets|keys|certificates}/{name}[/{version}].

@@ -10,14 +10,15 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/vaultsync/vaultsync/internal/keyvault/keyvaulttest"
+	"github.com/vaultsync/vaultsync/internal/kvtypes"
 )
 
 type subjectKey struct{}
 
-// contextObserver records RequestInfo with the subject found in the context.
+// contextObserver records kvtypes.RequestInfo with the subject found in the context.
 type contextObserver struct {
 	mu    sync.Mutex
-	infos []RequestInfo
+	infos []kvtypes.RequestInfo
 	subs  []string
 	plain int
 }
@@ -28,7 +29,7 @@ func (o *contextObserver) ObserveRequest(string, string, int, time.Duration, err
 	o.plain++
 }
 
-func (o *contextObserver) ObserveRequestContext(ctx context.Context, info RequestInfo) {
+func (o *contextObserver) ObserveRequestContext(ctx context.Context, info kvtypes.RequestInfo) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	s, _ := ctx.Value(subjectKey{}).(string)
@@ -60,13 +61,13 @@ func TestContextObserver(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 
 	host := strings.TrimPrefix(srv.URL, "https://")
-	want := []RequestInfo{
-		{VaultHost: host, Operation: "GetSecret", ObjectType: TypeSecret, Object: "db", StatusCode: 401, Challenge: true},
-		{VaultHost: host, Operation: "GetSecret", ObjectType: TypeSecret, Object: "db", Version: version1, StatusCode: 200},
-		{VaultHost: host, Operation: "GetSecret", ObjectType: TypeSecret, Object: "db", Version: "ffffffffffffffffffffffffffffffff", StatusCode: 404},
-		{VaultHost: host, Operation: "GetKey", ObjectType: TypeKey, Object: "signing", StatusCode: 401, Challenge: true},
-		{VaultHost: host, Operation: "GetKey", ObjectType: TypeKey, Object: "signing", Version: version1, StatusCode: 200},
-		{VaultHost: host, Operation: "GetCertificateSecret", ObjectType: TypeCertificate, Object: "tls", Version: version1, StatusCode: 200},
+	want := []kvtypes.RequestInfo{
+		{VaultHost: host, Operation: "GetSecret", ObjectType: kvtypes.TypeSecret, Object: "db", StatusCode: 401, Challenge: true},
+		{VaultHost: host, Operation: "GetSecret", ObjectType: kvtypes.TypeSecret, Object: "db", Version: version1, StatusCode: 200},
+		{VaultHost: host, Operation: "GetSecret", ObjectType: kvtypes.TypeSecret, Object: "db", Version: "ffffffffffffffffffffffffffffffff", StatusCode: 404},
+		{VaultHost: host, Operation: "GetKey", ObjectType: kvtypes.TypeKey, Object: "signing", StatusCode: 401, Challenge: true},
+		{VaultHost: host, Operation: "GetKey", ObjectType: kvtypes.TypeKey, Object: "signing", Version: version1, StatusCode: 200},
+		{VaultHost: host, Operation: "GetCertificateSecret", ObjectType: kvtypes.TypeCertificate, Object: "tls", Version: version1, StatusCode: 200},
 	}
 	co.mu.Lock()
 	got, subs, plainCalls := co.infos, co.subs, co.plain

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net"
 	"strings"
+
+	"github.com/vaultsync/vaultsync/internal/kvtypes"
 )
 
 // Condition reasons returned by Reason. They are fixed CamelCase words for status conditions and events.
@@ -114,11 +116,11 @@ func Reason(err error) string {
 	return ReasonKeyVaultError
 }
 
-func byType(t ObjectType, secret, cert, key string) string {
+func byType(t kvtypes.ObjectType, secret, cert, key string) string {
 	switch t {
-	case TypeCertificate:
+	case kvtypes.TypeCertificate:
 		return cert
-	case TypeKey:
+	case kvtypes.TypeKey:
 		return key
 	}
 	return secret
@@ -136,12 +138,12 @@ func Hint(err error) string {
 		return "enable the object (or the version) in the vault, or reference another version"
 	case ReasonForbiddenByRbac:
 		if e != nil && isWrite(e.Op) {
-			if e.Type == TypeCertificate {
+			if e.Type == kvtypes.TypeCertificate {
 				return "grant the identity the 'Key Vault Certificates Officer' role on the vault (or on the certificate): pushing a certificate imports, reads and deletes certificates"
 			}
 			return "grant the identity the 'Key Vault Secrets Officer' role on the vault (or on the secret): pushing a secret sets, reads and deletes secrets"
 		}
-		if e != nil && e.Type == TypeKey {
+		if e != nil && e.Type == kvtypes.TypeKey {
 			return "grant the identity the 'Key Vault Crypto User' role on the vault"
 		}
 		if e != nil && e.Op == opListSecrets {
@@ -149,7 +151,7 @@ func Hint(err error) string {
 		}
 		return "grant the identity the 'Key Vault Secrets User' role on the vault"
 	case ReasonForbiddenByPolicy:
-		if e != nil && e.Type == TypeKey {
+		if e != nil && e.Type == kvtypes.TypeKey {
 			return "add the 'get' key permission for the identity to the vault's access policies"
 		}
 		return "add the 'get' and 'list' secret permissions for the identity to the vault's access policies"

@@ -1,23 +1,15 @@
 package keyvault
 
-import "time"
+import (
+	"time"
 
-// ObjectType names the kind of Key Vault object a Ref points at.
-type ObjectType string
-
-const (
-	// TypeSecret is a plain Key Vault secret.
-	TypeSecret ObjectType = "secret"
-	// TypeCertificate is a certificate, read with its private key through the secrets endpoint.
-	TypeCertificate ObjectType = "certificate"
-	// TypeKey is a key; only its public parts are ever returned.
-	TypeKey ObjectType = "key"
+	"github.com/vaultsync/vaultsync/internal/kvtypes"
 )
 
 // Ref identifies one Key Vault object. An empty Version means the latest one.
 type Ref struct {
 	VaultURL string
-	Type     ObjectType
+	Type     kvtypes.ObjectType
 	Name     string
 	Version  string
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+
+	"github.com/vaultsync/vaultsync/internal/kvtypes"
 )
 
 // Operations that write to a vault, or read an object's properties before a write (for
@@ -49,12 +51,12 @@ type ObjectInfo struct {
 // GetSecretInfo reads the properties of a secret's latest version. The value the vault sends
 // with them is dropped at once. A missing secret is ErrNotFound; a soft-deleted one too.
 func (c *Client) GetSecretInfo(ctx context.Context, name string) (*ObjectInfo, error) {
-	if err := c.validate(opGetSecretInfo, TypeSecret, name, ""); err != nil {
+	if err := c.validate(opGetSecretInfo, kvtypes.TypeSecret, name, ""); err != nil {
 		return nil, err
 	}
 	resp, err := c.secrets.GetSecret(withOp(ctx, opGetSecretInfo), name, "", nil)
 	if err != nil {
-		return nil, mapError(opGetSecretInfo, c.host, TypeSecret, name, "", err)
+		return nil, mapError(opGetSecretInfo, c.host, kvtypes.TypeSecret, name, "", err)
 	}
 	s := convertSecret(resp.Secret)
 	return &ObjectInfo{Name: s.Name, Version: s.Version, Tags: s.Tags, ContentType: s.ContentType, Managed: s.Managed, Enabled: s.Enabled}, nil
@@ -63,7 +65,7 @@ func (c *Client) GetSecretInfo(ctx context.Context, name string) (*ObjectInfo, e
 // SetSecret writes a new version of a secret with a content type and tags, and returns the
 // properties of that version.
 func (c *Client) SetSecret(ctx context.Context, name, value, contentType string, tags map[string]string) (*ObjectInfo, error) {
-	if err := c.validate(opSetSecret, TypeSecret, name, ""); err != nil {
+	if err := c.validate(opSetSecret, kvtypes.TypeSecret, name, ""); err != nil {
 		return nil, err
 	}
 	params := azsecrets.SetSecretParameters{Value: &value, Tags: stringPtrs(tags)}
@@ -72,7 +74,7 @@ func (c *Client) SetSecret(ctx context.Context, name, value, contentType string,
 	}
 	resp, err := c.secrets.SetSecret(withOp(ctx, opSetSecret), name, params, nil)
 	if err != nil {
-		return nil, mapError(opSetSecret, c.host, TypeSecret, name, "", err)
+		return nil, mapError(opSetSecret, c.host, kvtypes.TypeSecret, name, "", err)
 	}
 	s := convertSecret(resp.Secret)
 	return &ObjectInfo{Name: s.Name, Version: s.Version, Tags: s.Tags, ContentType: s.ContentType, Enabled: s.Enabled}, nil
@@ -80,11 +82,11 @@ func (c *Client) SetSecret(ctx context.Context, name, value, contentType string,
 
 // DeleteSecret soft-deletes a secret (all its versions). It never purges.
 func (c *Client) DeleteSecret(ctx context.Context, name string) error {
-	if err := c.validate(opDeleteSecret, TypeSecret, name, ""); err != nil {
+	if err := c.validate(opDeleteSecret, kvtypes.TypeSecret, name, ""); err != nil {
 		return err
 	}
 	if _, err := c.secrets.DeleteSecret(withOp(ctx, opDeleteSecret), name, nil); err != nil {
-		return mapError(opDeleteSecret, c.host, TypeSecret, name, "", err)
+		return mapError(opDeleteSecret, c.host, kvtypes.TypeSecret, name, "", err)
 	}
 	return nil
 }
@@ -100,12 +102,12 @@ type certificateBundle struct {
 
 // GetCertificateInfo reads the id and tags of a certificate's latest version (no private key).
 func (c *Client) GetCertificateInfo(ctx context.Context, name string) (*ObjectInfo, error) {
-	if err := c.validate(opGetCertificateInfo, TypeCertificate, name, ""); err != nil {
+	if err := c.validate(opGetCertificateInfo, kvtypes.TypeCertificate, name, ""); err != nil {
 		return nil, err
 	}
 	var b certificateBundle
 	if err := c.certRequest(ctx, opGetCertificateInfo, http.MethodGet, "/certificates/"+url.PathEscape(name)+"/", nil, &b); err != nil {
-		return nil, mapError(opGetCertificateInfo, c.host, TypeCertificate, name, "", err)
+		return nil, mapError(opGetCertificateInfo, c.host, kvtypes.TypeCertificate, name, "", err)
 	}
 	return b.info(name), nil
 }
@@ -113,7 +115,7 @@ func (c *Client) GetCertificateInfo(ctx context.Context, name string) (*ObjectIn
 // ImportCertificate imports a certificate from PEM (a PKCS#8 or PKCS#1/SEC 1 private key and the
 // chain, leaf first) as a new version, with tags, and returns that version's properties.
 func (c *Client) ImportCertificate(ctx context.Context, name, pemBundle string, tags map[string]string) (*ObjectInfo, error) {
-	if err := c.validate(opImportCertificate, TypeCertificate, name, ""); err != nil {
+	if err := c.validate(opImportCertificate, kvtypes.TypeCertificate, name, ""); err != nil {
 		return nil, err
 	}
 	body := map[string]any{
@@ -123,18 +125,18 @@ func (c *Client) ImportCertificate(ctx context.Context, name, pemBundle string, 
 	}
 	var b certificateBundle
 	if err := c.certRequest(ctx, opImportCertificate, http.MethodPost, "/certificates/"+url.PathEscape(name)+"/import", body, &b); err != nil {
-		return nil, mapError(opImportCertificate, c.host, TypeCertificate, name, "", err)
+		return nil, mapError(opImportCertificate, c.host, kvtypes.TypeCertificate, name, "", err)
 	}
 	return b.info(name), nil
 }
 
 // DeleteCertificate soft-deletes a certificate with its key and secret. It never purges.
 func (c *Client) DeleteCertificate(ctx context.Context, name string) error {
-	if err := c.validate(opDeleteCertificate, TypeCertificate, name, ""); err != nil {
+	if err := c.validate(opDeleteCertificate, kvtypes.TypeCertificate, name, ""); err != nil {
 		return err
 	}
 	if err := c.certRequest(ctx, opDeleteCertificate, http.MethodDelete, "/certificates/"+url.PathEscape(name), nil, nil); err != nil {
-		return mapError(opDeleteCertificate, c.host, TypeCertificate, name, "", err)
+		return mapError(opDeleteCertificate, c.host, kvtypes.TypeCertificate, name, "", err)
 	}
 	return nil
 }

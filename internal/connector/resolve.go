@@ -1,10 +1,9 @@
-package controllers
+package connector
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,14 +16,6 @@ import (
 
 	"github.com/vaultsync/vaultsync/api/v1alpha1"
 	"github.com/vaultsync/vaultsync/internal/credentials"
-)
-
-// Reasons of refused VaultSecrets.
-const (
-	ReasonConnectionNotFound  = "ConnectionNotFound"
-	ReasonNamespaceNotAllowed = "NamespaceNotAllowed"
-	// ReasonClusterConnectionsDisabled: the operator runs with --cluster-connections=false.
-	ReasonClusterConnectionsDisabled = "ClusterConnectionsDisabled"
 )
 
 // place is where an auth spec lives; it decides which methods and references are allowed.
@@ -97,7 +88,7 @@ func clusterVaultConnection(cvc *v1alpha1.ClusterVaultConnection) *connection {
 
 // resolve finds the connection of a VaultSecret. A VaultConnection is always looked up in the
 // VaultSecret's own namespace; a ClusterVaultConnection must allow that namespace. Refusals are
-// *refusedError and happen before any credential is built.
+// *RefusedError and happen before any credential is built.
 func (c *Connector) resolve(ctx context.Context, vs *v1alpha1.VaultSecret) (*connection, error) {
 	return c.resolveRef(ctx, vs.Namespace, vs.Spec.Vault, vs.Spec.ConnectionRef)
 }
@@ -107,20 +98,20 @@ func (c *Connector) resolve(ctx context.Context, vs *v1alpha1.VaultSecret) (*con
 func (c *Connector) resolveRef(ctx context.Context, ns string, v *v1alpha1.VaultRef, ref *v1alpha1.ConnectionRef) (*connection, error) {
 	if ref == nil {
 		if v == nil {
-			return nil, fmt.Errorf("%w: set spec.vault or spec.connectionRef", errInvalidSpec)
+			return nil, fmt.Errorf("%w: set spec.vault or spec.connectionRef", ErrInvalidSpec)
 		}
 		return &connection{Place: placeInline, Namespace: ns, URL: v.URL, Auth: &v.Auth,
 			Cloud: cloudSpec(v.Cloud, v.CustomCloud), Allowed: true}, nil
 	}
 	if c.Client == nil {
-		return nil, fmt.Errorf("%w: spec.connectionRef is not supported by this operator instance", errInvalidSpec)
+		return nil, fmt.Errorf("%w: spec.connectionRef is not supported by this operator instance", ErrInvalidSpec)
 	}
 	switch ref.KindOrDefault() {
 	case v1alpha1.KindVaultConnection:
 		vc := &v1alpha1.VaultConnection{}
 		if err := c.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, vc); err != nil {
 			if apierrors.IsNotFound(err) {
-				return nil, &refusedError{Reason: ReasonConnectionNotFound, Message: fmt.Sprintf(
+				return nil, &RefusedError{Reason: ReasonConnectionNotFound, Message: fmt.Sprintf(
 					"VaultConnection %q does not exist in namespace %q; a VaultSecret or VaultPushSecret can only use VaultConnections of its own namespace "+
 						"(create it here, or use a ClusterVaultConnection that allows this namespace)", ref.Name, ns)}
 			}
@@ -129,36 +120,37 @@ func (c *Connector) resolveRef(ctx context.Context, ns string, v *v1alpha1.Vault
 		return vaultConnection(vc), nil
 	case v1alpha1.KindClusterVaultConnection:
 		if !c.ClusterConnections {
-			return nil, &refusedError{Reason: ReasonClusterConnectionsDisabled, Message: fmt.Sprintf(
+			return nil, &RefusedError{Reason: ReasonClusterConnectionsDisabled, Message: fmt.Sprintf(
 				"ClusterVaultConnection %q cannot be used: this operator runs with --cluster-connections=false "+
 					"(Helm value clusterConnections.enabled); use a VaultConnection of this namespace", ref.Name)}
 		}
 		cvc := &v1alpha1.ClusterVaultConnection{}
 		if err := c.Client.Get(ctx, client.ObjectKey{Name: ref.Name}, cvc); err != nil {
 			if apierrors.IsNotFound(err) {
-				return nil, &refusedError{Reason: ReasonConnectionNotFound, Message: fmt.Sprintf(
+				return nil, &RefusedError{Reason: ReasonConnectionNotFound, Message: fmt.Sprintf(
 					"ClusterVaultConnection %q does not exist", ref.Name)}
 			}
 			return nil, fmt.Errorf("reading ClusterVaultConnection %s: %w", ref.Name, err)
 		}
 		conn := clusterVaultConnection(cvc)
-		ok, err := c.namespaceAllowed(ctx, &cvc.Spec.AllowedNamespaces, ns)
+		ok, err := c.NamespaceAllowed(ctx, &cvc.Spec.AllowedNamespaces, ns)
 		if err != nil {
 			return nil, err
 		}
 		conn.Allowed = ok
 		if !ok {
-			return conn, &refusedError{Reason: ReasonNamespaceNotAllowed, Message: fmt.Sprintf(
+			return conn, &RefusedError{Reason: ReasonNamespaceNotAllowed, Message: fmt.Sprintf(
 				"ClusterVaultConnection %q does not allow namespace %q: ask a cluster administrator to add it to spec.allowedNamespaces "+
 					"(names, or labels matching the selector)", ref.Name, ns)}
 		}
 		return conn, nil
 	}
-	return nil, fmt.Errorf("%w: spec.connectionRef.kind %q is not VaultConnection or ClusterVaultConnection", errInvalidSpec, ref.Kind)
+	return nil, fmt.Errorf("%w: spec.connectionRef.kind %q is not VaultConnection or ClusterVaultConnection", ErrInvalidSpec, ref.Kind)
 }
 
-// namespaceAllowed evaluates allowedNamespaces for namespace ns.
-func (c *Connector) namespaceAllowed(ctx context.Context, a *v1alpha1.AllowedNamespaces, ns string) (bool, error) {
+// NamespaceAllowed evaluates allowedNamespaces for namespace ns: by name, and by the selector
+// only with NamespaceSelectors (otherwise a selector that would be needed is a refusal).
+func (c *Connector) NamespaceAllowed(ctx context.Context, a *v1alpha1.AllowedNamespaces, ns string) (bool, error) {
 	if slices.Contains(a.Names, ns) {
 		return true, nil
 	}
@@ -167,13 +159,13 @@ func (c *Connector) namespaceAllowed(ctx context.Context, a *v1alpha1.AllowedNam
 	}
 	sel, err := metav1.LabelSelectorAsSelector(a.Selector)
 	if err != nil {
-		return false, fmt.Errorf("%w: spec.allowedNamespaces.selector: %v", errInvalidSpec, err) //nolint:errorlint // %v on purpose: the sentinel classifies, the cause is text only (errors.As downstream must not see it)
+		return false, fmt.Errorf("%w: spec.allowedNamespaces.selector: %v", ErrInvalidSpec, err) //nolint:errorlint // %v on purpose: the sentinel classifies, the cause is text only (errors.As downstream must not see it)
 	}
 	if sel.Empty() {
 		return true, nil
 	}
 	if !c.NamespaceSelectors {
-		return false, &refusedError{Reason: ReasonNamespaceNotAllowed, Message: fmt.Sprintf(
+		return false, &RefusedError{Reason: ReasonNamespaceNotAllowed, Message: fmt.Sprintf(
 			"namespace %q is not in allowedNamespaces.names, and allowedNamespaces.selector is not evaluated because the "+
 				"operator runs without --namespace-selectors (Helm value clusterConnections.namespaceSelectors): "+
 				"ask a cluster administrator to list the namespace, or to enable selectors", ns)}
@@ -197,7 +189,7 @@ func (c *Connector) version(ctx context.Context, conn *connection) string {
 		parts = append(parts, fmt.Sprintf("%s/%s uid=%s gen=%d allowed=%t", conn.Kind, conn.Name,
 			conn.Object.GetUID(), conn.Object.GetGeneration(), conn.Allowed))
 	}
-	for _, name := range credentialSecretNames(conn.Auth) {
+	for _, name := range CredentialSecretNames(conn.Auth) {
 		parts = append(parts, fmt.Sprintf("Secret %s rv=%s", name, c.secretResourceVersion(ctx, conn.Namespace, name)))
 	}
 	if len(parts) == 0 {
@@ -207,8 +199,8 @@ func (c *Connector) version(ctx context.Context, conn *connection) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// credentialSecretNames lists the Secrets an auth spec reads, sorted and without duplicates.
-func credentialSecretNames(a *v1alpha1.VaultAuth) []string {
+// CredentialSecretNames lists the Secrets an auth spec reads, sorted and without duplicates.
+func CredentialSecretNames(a *v1alpha1.VaultAuth) []string {
 	if a == nil || a.ServicePrincipal == nil {
 		return nil
 	}
@@ -252,41 +244,4 @@ func describeIdentity(conn *connection) string {
 		return "azureCLI"
 	}
 	return ""
-}
-
-// refusedError marks a VaultSecret that may not use what it names (a connection it cannot see,
-// a ClusterVaultConnection that does not allow its namespace). Nothing is sent to Azure for it,
-// and it is retried only when the connection or the namespace changes.
-type refusedError struct {
-	Reason  string
-	Message string
-}
-
-func (e *refusedError) Error() string { return e.Message }
-
-// refusal returns the reason and message of a failure that only a change of the VaultSecret, its
-// connection, its namespace or its credential Secret (or, for the operator's identity, a restart)
-// can fix; each of those is watched, so it is not retried with backoff. ok is false for other
-// errors.
-func refusal(err error) (reason, message string, ok bool) {
-	var r *refusedError
-	if errors.As(err, &r) {
-		return r.Reason, r.Message, true
-	}
-	if errors.Is(err, credentials.ErrMethodNotAllowed) || errors.Is(err, credentials.ErrOperatorIdentityUnavailable) ||
-		credentials.IsSecretMaterialError(err) {
-		return credentials.Reason(err), withHint(err.Error(), credentials.Hint(err)), true
-	}
-	return "", "", false
-}
-
-// sourceOf names where a VaultSecret reads from, for messages.
-func sourceOf(vs *v1alpha1.VaultSecret) string {
-	switch {
-	case vs.Spec.ConnectionRef != nil:
-		return fmt.Sprintf("%s %q", vs.Spec.ConnectionRef.KindOrDefault(), vs.Spec.ConnectionRef.Name)
-	case vs.Spec.Vault != nil:
-		return vs.Spec.Vault.URL
-	}
-	return "Key Vault"
 }

@@ -1,4 +1,4 @@
-package controllers
+package connector
 
 import (
 	"context"
@@ -41,7 +41,7 @@ func TestAllowedMirrorsAdmission(t *testing.T) {
 		{"inline workload identity naming another namespace", placeInline, wi("team-b"), false, credentials.ErrMethodNotAllowed},
 		{"VaultConnection naming another namespace", placeNamespaced, wi("team-b"), false, credentials.ErrMethodNotAllowed},
 		{"cluster workload identity with its namespace", placeCluster, wi("platform"), false, nil},
-		{"cluster workload identity without namespace", placeCluster, wi(""), false, errInvalidSpec},
+		{"cluster workload identity without namespace", placeCluster, wi(""), false, ErrInvalidSpec},
 		{"inline service principal", placeInline, sp, false, nil},
 		{"cluster service principal", placeCluster, sp, false, credentials.ErrMethodNotAllowed},
 		{"inline managed identity", placeInline, mi, false, credentials.ErrMethodNotAllowed},
@@ -51,7 +51,7 @@ func TestAllowedMirrorsAdmission(t *testing.T) {
 		{"cluster operator identity", placeCluster, op, false, nil},
 		{"azureCLI without --dev", placeCluster, cli, false, credentials.ErrMethodNotAllowed},
 		{"azureCLI with --dev", placeInline, cli, true, nil},
-		{"no method", placeInline, &v1alpha1.VaultAuth{}, false, errInvalidSpec},
+		{"no method", placeInline, &v1alpha1.VaultAuth{}, false, ErrInvalidSpec},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,7 +64,7 @@ func TestAllowedMirrorsAdmission(t *testing.T) {
 			}
 			g.Expect(err).To(MatchError(tc.want))
 			if errors.Is(err, credentials.ErrMethodNotAllowed) {
-				reason, _, ok := refusal(err)
+				reason, _, ok := Refusal(err)
 				g.Expect(ok).To(BeTrue(), "refused without backoff")
 				g.Expect(reason).To(Equal("AuthMethodNotAllowed"))
 			}
@@ -98,7 +98,7 @@ func TestResolveAndConnectionVersion(t *testing.T) {
 
 	// team-b names team-a's VaultConnection: it is looked up in team-b.
 	_, err = c.resolve(ctx, vs("team-b", &v1alpha1.ConnectionRef{Name: "prod"}))
-	reason, msg, ok := refusal(err)
+	reason, msg, ok := Refusal(err)
 	g.Expect(ok).To(BeTrue())
 	g.Expect(reason).To(Equal(ReasonConnectionNotFound))
 	g.Expect(msg).To(ContainSubstring(`namespace "team-b"`))
@@ -108,7 +108,7 @@ func TestResolveAndConnectionVersion(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred(), "allowed by name")
 	before := c.ConnectionVersion(ctx, vs("team-b", cluster))
 	_, err = c.resolve(ctx, vs("team-b", cluster))
-	reason, _, _ = refusal(err)
+	reason, _, _ = Refusal(err)
 	g.Expect(reason).To(Equal(ReasonNamespaceNotAllowed))
 
 	nsB.Labels = map[string]string{"tier": "gold"}
@@ -125,7 +125,7 @@ func TestResolveAndConnectionVersion(t *testing.T) {
 	g.Expect(c.ConnectionVersion(ctx, vs("team-b", cluster))).NotTo(Equal(after), "a new generation changes the version")
 
 	_, err = c.resolve(ctx, vs("team-a", &v1alpha1.ConnectionRef{Kind: v1alpha1.KindClusterVaultConnection, Name: "missing"}))
-	reason, _, _ = refusal(err)
+	reason, _, _ = Refusal(err)
 	g.Expect(reason).To(Equal(ReasonConnectionNotFound))
 
 	// An inline vault without credential Secrets has no version, so VaultSecrets written before
@@ -133,8 +133,6 @@ func TestResolveAndConnectionVersion(t *testing.T) {
 	inline := &v1alpha1.VaultSecret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "vs"}, Spec: v1alpha1.VaultSecretSpec{
 		Vault: &v1alpha1.VaultRef{URL: "https://a.vault.azure.net/", Auth: v1alpha1.VaultAuth{WorkloadIdentity: &v1alpha1.WorkloadIdentityAuth{ServiceAccountName: "app"}}}}}
 	g.Expect(c.ConnectionVersion(ctx, inline)).To(BeEmpty())
-	g.Expect(sourceOf(inline)).To(Equal("https://a.vault.azure.net/"))
-	g.Expect(sourceOf(vs("team-a", cluster))).To(Equal(`ClusterVaultConnection "shared"`))
 }
 
 // A connection whose identity changes, or that is deleted, drops the credential it used, unless
@@ -184,14 +182,14 @@ func TestClusterConnectionFlags(t *testing.T) {
 
 	off := &Connector{Client: cl}
 	_, err := off.resolve(ctx, vs("team-a"))
-	reason, _, _ := classify(err)
+	reason, _, _ := Refusal(err)
 	g.Expect(reason).To(Equal(ReasonClusterConnectionsDisabled))
 
 	names := &Connector{Client: cl, ClusterConnections: true}
 	_, err = names.resolve(ctx, vs("team-a"))
 	g.Expect(err).NotTo(HaveOccurred(), "a listed name needs no Namespace read")
 	_, err = names.resolve(ctx, vs("team-g"))
-	reason, msg, _ := classify(err)
+	reason, msg, _ := Refusal(err)
 	g.Expect(reason).To(Equal(ReasonNamespaceNotAllowed))
 	g.Expect(msg).To(ContainSubstring("--namespace-selectors"))
 

@@ -1,4 +1,4 @@
-package controllers
+package connector
 
 import (
 	"context"
@@ -22,7 +22,7 @@ import (
 // label them. Instead:
 //
 //   - a metadata-only watch of each credential Secret, by name, starts when a connection first
-//     reads it (credential_watch.go), so a change or deletion of a credential Secret is seen at
+//     reads it (watches.go), so a change or deletion of a credential Secret is seen at
 //     once and its resourceVersion can be read without calling the API server, while the other
 //     Secrets of the cluster cost nothing;
 //   - the data of a credential Secret is read with the uncached client only when its
@@ -54,11 +54,11 @@ func newSecretMetadata() *metav1.PartialObjectMetadata {
 // secretResourceVersion returns the resourceVersion of a Secret from the metadata cache, "" when
 // it does not exist or there is no metadata cache.
 func (c *Connector) secretResourceVersion(ctx context.Context, namespace, name string) string {
-	if c.SecretMeta == nil {
+	if c.Watches == nil {
 		return ""
 	}
 	m := newSecretMetadata()
-	if err := c.SecretMeta.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, m); err != nil {
+	if err := c.Watches.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, m); err != nil {
 		return ""
 	}
 	return m.ResourceVersion
@@ -70,11 +70,11 @@ func (c *Connector) secretData(ctx context.Context, namespace, name string) (map
 	k := namespace + "/" + name
 	notFound := &credentials.Error{Kind: credentials.ErrSecretNotFound, Namespace: namespace, Secret: name}
 	rv := ""
-	if c.SecretMeta != nil {
+	if c.Watches != nil {
 		m := newSecretMetadata()
-		if err := c.SecretMeta.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, m); err != nil {
+		if err := c.Watches.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, m); err != nil {
 			if apierrors.IsNotFound(err) {
-				c.ForgetSecret(namespace, name)
+				c.forgetSecret(namespace, name)
 				return nil, notFound
 			}
 			return nil, fmt.Errorf("reading Secret %s/%s: %w", namespace, name, err)
@@ -90,7 +90,7 @@ func (c *Connector) secretData(ctx context.Context, namespace, name string) (map
 	s := &corev1.Secret{}
 	if err := c.Live.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, s); err != nil {
 		if apierrors.IsNotFound(err) {
-			c.ForgetSecret(namespace, name)
+			c.forgetSecret(namespace, name)
 			return nil, notFound
 		}
 		return nil, fmt.Errorf("reading Secret %s/%s: %w", namespace, name, err)
@@ -116,9 +116,9 @@ func (c *Connector) secretData(ctx context.Context, namespace, name string) (map
 	return entry.data, nil
 }
 
-// ForgetSecret drops what is known of a credential Secret and the credentials built from it;
-// it is called when the Secret changes or is deleted.
-func (c *Connector) ForgetSecret(namespace, name string) {
+// forgetSecret drops what is known of a credential Secret and the credentials built from it;
+// it is called when the Secret is deleted.
+func (c *Connector) forgetSecret(namespace, name string) {
 	c.mu.Lock()
 	delete(c.material, namespace+"/"+name)
 	c.mu.Unlock()
@@ -173,7 +173,7 @@ func (c *Connector) servicePrincipal(ctx context.Context, conn *connection, clou
 			sp.Password, err = c.secretValue(ctx, conn.Namespace, spec.PasswordRef)
 		}
 	default:
-		err = fmt.Errorf("%w: %s.servicePrincipal must set clientSecretRef or clientCertificateRef", errInvalidSpec, conn.field("auth"))
+		err = fmt.Errorf("%w: %s.servicePrincipal must set clientSecretRef or clientCertificateRef", ErrInvalidSpec, conn.field("auth"))
 	}
 	return sp, err
 }

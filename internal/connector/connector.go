@@ -1,4 +1,4 @@
-package controllers
+package connector
 
 import (
 	"context"
@@ -19,7 +19,34 @@ import (
 	"github.com/vaultsync/vaultsync/internal/keyvault"
 )
 
-// Connector implements VaultClients: it resolves a VaultSecret's connection (inline, a
+// Vault is a Key Vault client of one vault, authenticated as one identity, as a VaultSecret
+// reads it; internal/keyvault's Client implements it.
+type Vault interface {
+	GetSecret(ctx context.Context, name, version string) (*keyvault.Secret, error)
+	GetCertificateSecret(ctx context.Context, name, version string) (*keyvault.Secret, error)
+	GetKey(ctx context.Context, name, version string) (*keyvault.Key, error)
+	ListSecrets(ctx context.Context) ([]keyvault.SecretInfo, error)
+	// Host is the vault's host name (demo.vault.azure.net).
+	Host() string
+	// IdentityKey is the key of the identity's credential in the credential cache
+	// (method/tenant/client/namespace/serviceaccount/..., each part path-escaped).
+	IdentityKey() string
+}
+
+// PushVault is a Key Vault client as a VaultPushSecret writes with it; internal/keyvault's
+// Client implements it.
+type PushVault interface {
+	Host() string
+	IdentityKey() string
+	GetSecretInfo(ctx context.Context, name string) (*keyvault.ObjectInfo, error)
+	SetSecret(ctx context.Context, name, value, contentType string, tags map[string]string) (*keyvault.ObjectInfo, error)
+	DeleteSecret(ctx context.Context, name string) error
+	GetCertificateInfo(ctx context.Context, name string) (*keyvault.ObjectInfo, error)
+	ImportCertificate(ctx context.Context, name, pemBundle string, tags map[string]string) (*keyvault.ObjectInfo, error)
+	DeleteCertificate(ctx context.Context, name string) error
+}
+
+// Connector resolves the connection of a VaultSecret or VaultPushSecret (inline, a
 // VaultConnection of its namespace, or a ClusterVaultConnection that allows its namespace),
 // turns the auth spec into a cached credential and returns a cached Key Vault client.
 //
@@ -34,9 +61,9 @@ type Connector struct {
 	// Live reads ServiceAccounts (their annotations carry the client and tenant ids, at most once
 	// per SARefresh) and the data of credential Secrets (only when their resourceVersion changed).
 	Live client.Reader
-	// SecretMeta reads the metadata of credential Secrets (see CredentialWatches). nil:
-	// credential Secrets are read with Live on every use.
-	SecretMeta  SecretMetaReader
+	// Watches watches credential Secrets by name, metadata only (see CredentialWatches). nil:
+	// credential Secrets are read with Live on every use, and nothing watches them.
+	Watches     *CredentialWatches
 	Tokens      credentials.TokenRequester
 	Credentials *credentials.Cache
 	Clients     *keyvault.ClientCache
@@ -100,11 +127,19 @@ func (c *Connector) ConnectionVersion(ctx context.Context, vs *v1alpha1.VaultSec
 	return c.version(ctx, conn)
 }
 
-// connectionChanged reports whether the VaultSecret's connection or credential Secrets changed
-// since its last sync; the VaultSecret reconciler then syncs again.
-func connectionChanged(ctx context.Context, v VaultClients, vs *v1alpha1.VaultSecret) bool {
-	c, ok := v.(*Connector)
-	return ok && c.ConnectionVersion(ctx, vs) != vs.Status.ConnectionVersion
+// ForPush resolves the VaultPushSecret's connection like a VaultSecret's: ServiceAccounts,
+// Secrets and VaultConnections of its own namespace only, ClusterVaultConnections only when they
+// allow the namespace.
+func (c *Connector) ForPush(ctx context.Context, ps *v1alpha1.VaultPushSecret) (PushVault, error) {
+	conn, err := c.resolveRef(ctx, ps.Namespace, ps.Spec.Vault, ps.Spec.ConnectionRef)
+	if err != nil {
+		return nil, err
+	}
+	vault, _, _, err := c.connect(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	return vault, nil
 }
 
 // connect builds (or finds) the credential and the client of a resolved connection. It refuses
@@ -112,7 +147,7 @@ func connectionChanged(ctx context.Context, v VaultClients, vs *v1alpha1.VaultSe
 func (c *Connector) connect(ctx context.Context, conn *connection) (*keyvault.Client, azcore.TokenCredential, credentials.Cloud, error) {
 	cloud, err := credentials.ResolveCloud(conn.Cloud, conn.URL, c.getenv)
 	if err != nil {
-		return nil, nil, cloud, fmt.Errorf("%w: %s: %v", errInvalidSpec, conn.field("url"), err) //nolint:errorlint // %v on purpose: the sentinel classifies, the cause is text only (errors.As downstream must not see it)
+		return nil, nil, cloud, fmt.Errorf("%w: %s: %v", ErrInvalidSpec, conn.field("url"), err) //nolint:errorlint // %v on purpose: the sentinel classifies, the cause is text only (errors.As downstream must not see it)
 	}
 	if err := c.allowed(conn); err != nil {
 		return nil, nil, cloud, err
@@ -131,23 +166,37 @@ func (c *Connector) connect(ctx context.Context, conn *connection) (*keyvault.Cl
 	c.remember(conn, key)
 	client, err := c.Clients.Get(conn.URL, cred, key.String())
 	if err != nil {
-		return nil, nil, cloud, fmt.Errorf("%w: %s: %v", errInvalidSpec, conn.field("url"), err) //nolint:errorlint // %v on purpose: the sentinel classifies, the cause is text only (errors.As downstream must not see it)
+		return nil, nil, cloud, fmt.Errorf("%w: %s: %v", ErrInvalidSpec, conn.field("url"), err) //nolint:errorlint // %v on purpose: the sentinel classifies, the cause is text only (errors.As downstream must not see it)
 	}
 	return client, cred, cloud, nil
 }
 
-// Preflight checks a connection the way a VaultSecret would use it: a token for the vault's
-// cloud, then (when a probe is named) a read of the probe object. It returns a description of
-// the identity.
-func (c *Connector) Preflight(ctx context.Context, conn *connection) (string, error) {
+// Preflight checks a VaultConnection or ClusterVaultConnection the way a VaultSecret would use
+// it: a token for the vault's cloud, then (when a probe is named) a read of the probe object.
+// identity describes the connection's identity (no credentials), also when the check fails.
+func (c *Connector) Preflight(ctx context.Context, obj client.Object) (identity string, err error) {
+	var conn *connection
+	switch o := obj.(type) {
+	case *v1alpha1.VaultConnection:
+		conn = vaultConnection(o)
+	case *v1alpha1.ClusterVaultConnection:
+		conn = clusterVaultConnection(o)
+	default:
+		return "", fmt.Errorf("preflight of a %T: not a VaultConnection or ClusterVaultConnection", obj)
+	}
+	identity = describeIdentity(conn)
+	return identity, c.preflight(ctx, conn)
+}
+
+func (c *Connector) preflight(ctx context.Context, conn *connection) error {
 	client, cred, cloud, err := c.connect(ctx, conn)
 	if err != nil {
-		return "", err
+		return err
 	}
 	// The same options the Key Vault client's bearer policy uses, so that both share one
 	// cached Entra token.
 	if _, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{cloud.KeyVaultScope()}, EnableCAE: true}); err != nil {
-		return "", tokenError(client, err)
+		return tokenError(client, err)
 	}
 	if p := conn.Probe; p != nil {
 		switch p.Type {
@@ -159,10 +208,10 @@ func (c *Connector) Preflight(ctx context.Context, conn *connection) (string, er
 			_, err = client.GetSecret(keyvault.WithFresh(ctx), p.Name, "")
 		}
 		if err != nil {
-			return "", fmt.Errorf("probe %s %q: %w", typeOrSecret(p.Type), p.Name, err)
+			return fmt.Errorf("probe %s %q: %w", TypeOrSecret(p.Type), p.Name, err)
 		}
 	}
-	return describeIdentity(conn), nil
+	return nil
 }
 
 // tokenError maps a token failure of the preflight to a keyvault error, so that it gets the
@@ -176,7 +225,8 @@ func tokenError(client *keyvault.Client, err error) error {
 	return &keyvault.Error{Op: "GetToken", Vault: host, Kind: keyvault.ErrAuth, AADSTS: code, TokenStatus: status, Message: msg, Err: err}
 }
 
-func typeOrSecret(t v1alpha1.ObjectType) v1alpha1.ObjectType {
+// TypeOrSecret is the type of a probe object, secret when none is given.
+func TypeOrSecret(t v1alpha1.ObjectType) v1alpha1.ObjectType {
 	if t == "" {
 		return v1alpha1.ObjectTypeSecret
 	}
@@ -190,7 +240,7 @@ func (c *Connector) allowed(conn *connection) error {
 	method := string(auth.Method())
 	switch auth.Method() {
 	case "":
-		return fmt.Errorf("%w: %s must name an authentication method", errInvalidSpec, conn.field("auth"))
+		return fmt.Errorf("%w: %s must name an authentication method", ErrInvalidSpec, conn.field("auth"))
 	case v1alpha1.AuthMethodAzureCLI:
 		if !c.Dev {
 			return credentials.NotAllowed(method, "azureCLI signs in as the Azure CLI user of the machine the operator runs on; "+
@@ -209,7 +259,7 @@ func (c *Connector) allowed(conn *connection) error {
 		ns := auth.WorkloadIdentity.ServiceAccountNamespace
 		switch {
 		case conn.Place == placeCluster && ns == "":
-			return fmt.Errorf("%w: %s.workloadIdentity.serviceAccountNamespace is required in a ClusterVaultConnection", errInvalidSpec, conn.field("auth"))
+			return fmt.Errorf("%w: %s.workloadIdentity.serviceAccountNamespace is required in a ClusterVaultConnection", ErrInvalidSpec, conn.field("auth"))
 		case conn.Place != placeCluster && ns != "" && ns != conn.Namespace:
 			return credentials.NotAllowed(method, fmt.Sprintf("ServiceAccounts are always taken from the namespace %q; "+
 				"serviceAccountNamespace is only allowed in a ClusterVaultConnection", conn.Namespace))
@@ -252,7 +302,7 @@ func (c *Connector) credentialFor(ctx context.Context, conn *connection, cloud c
 		cli := credentials.AzureCLI{TenantID: auth.AzureCLI.TenantID}
 		return cli.Key(), func() (azcore.TokenCredential, error) { return credentials.NewAzureCLICredential(cli) }, nil
 	}
-	return credentials.Key{}, nil, fmt.Errorf("%w: %s must name an authentication method", errInvalidSpec, conn.field("auth"))
+	return credentials.Key{}, nil, fmt.Errorf("%w: %s must name an authentication method", ErrInvalidSpec, conn.field("auth"))
 }
 
 func (c *Connector) workloadIdentity(ctx context.Context, conn *connection, cloud credentials.Cloud) (credentials.Key, func() (azcore.TokenCredential, error), error) {

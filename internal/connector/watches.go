@@ -1,4 +1,4 @@
-package controllers
+package connector
 
 import (
 	"context"
@@ -20,8 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-
-	"github.com/vaultsync/vaultsync/api/v1alpha1"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 )
 
 // Credential Secrets are watched by name: the first time a connection reads one, a
@@ -42,11 +41,6 @@ const (
 	credentialWatchSweep = 5 * time.Minute
 )
 
-// SecretMetaReader reads the metadata of one Secret (a *metav1.PartialObjectMetadata).
-type SecretMetaReader interface {
-	Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error
-}
-
 // secretEvent is a change seen by a credential watch.
 type secretEvent int
 
@@ -57,7 +51,7 @@ const (
 )
 
 // CredentialWatches watches the credential Secrets that connections name, one watch per
-// Secret. It is a SecretMetaReader and a manager Runnable (the sweep of unused watches).
+// Secret. It is a manager Runnable (the sweep of unused watches).
 type CredentialWatches struct {
 	client metadata.Interface
 	// names, when set, reports whether anything still names a Secret (the sweep's test).
@@ -80,6 +74,13 @@ type credentialWatch struct {
 func NewCredentialWatches(c metadata.Interface) *CredentialWatches {
 	return &CredentialWatches{client: c, max: maxCredentialWatches, clock: time.Now,
 		watches: map[types.NamespacedName]*credentialWatch{}}
+}
+
+// WithNames sets the sweep's test: every credentialWatchSweep, the watch of a Secret that names
+// reports nothing names any more stops. Without it, watches stop only beyond their bound.
+func (w *CredentialWatches) WithNames(names func(ctx context.Context, key types.NamespacedName) bool) *CredentialWatches {
+	w.names = names
+	return w
 }
 
 // Get answers from the watch of the Secret key, starting it (and waiting for its first list)
@@ -258,51 +259,70 @@ func (w *CredentialWatches) sweep(ctx context.Context) {
 	}
 }
 
-// credentialSecretNamed reports whether a VaultSecret (inline vault) or a VaultConnection of the
-// Secret's namespace names it, or, when pushes is set, a VaultPushSecret (the Secret it pushes or
-// a credential Secret of its inline vault); on a failed list it answers true (the watch stays).
-func credentialSecretNamed(cl client.Reader, pushes bool) func(ctx context.Context, key types.NamespacedName) bool {
-	return func(ctx context.Context, key types.NamespacedName) bool {
-		in, by := client.InNamespace(key.Namespace), client.MatchingFields{indexCredentialSecrets: key.Name}
-		var vcs v1alpha1.VaultConnectionList
-		if err := cl.List(ctx, &vcs, in, by, client.Limit(1)); err != nil || len(vcs.Items) > 0 {
-			return true
-		}
-		var vss v1alpha1.VaultSecretList
-		if err := cl.List(ctx, &vss, in, by, client.Limit(1)); err != nil || len(vss.Items) > 0 {
-			return true
-		}
-		if pushes {
-			var pss v1alpha1.VaultPushSecretList
-			if err := cl.List(ctx, &pss, in, client.MatchingFields{indexPushSecrets: key.Name}, client.Limit(1)); err != nil || len(pss.Items) > 0 {
-				return true
-			}
-		}
-		return false
-	}
-}
-
 // credentialSource turns the events of the credential watches into reconcile requests of one
-// controller.
+// controller. A deleted Secret is forgotten (its data and the credentials built from it) before
+// fn runs.
 type credentialSource struct {
-	watches *CredentialWatches
-	fn      func(ctx context.Context, m *metav1.PartialObjectMetadata, ev secretEvent) []reconcile.Request
+	c  *Connector
+	fn func(ctx context.Context, secret client.Object) []reconcile.Request
 }
 
 // Start subscribes the controller's queue to the watches' events.
 func (s credentialSource) Start(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
-	if s.watches == nil {
+	if s.c == nil || s.c.Watches == nil {
 		return errors.New("credential source without watches")
 	}
 	log := logf.FromContext(ctx)
-	s.watches.subscribe(func(m *metav1.PartialObjectMetadata, ev secretEvent) {
+	s.c.Watches.subscribe(func(m *metav1.PartialObjectMetadata, ev secretEvent) {
 		if ctx.Err() != nil {
 			return
 		}
 		log.V(1).Info("credential Secret changed", "secret", m.Namespace+"/"+m.Name)
-		enqueue(q, s.fn(ctx, m, ev))
+		if ev == secretDeleted {
+			s.c.forgetSecret(m.Namespace, m.Name)
+		}
+		// Otherwise the next read sees the new resourceVersion, reads the data again and
+		// drops the credential when the material changed (not for a label edit).
+		for _, r := range s.fn(ctx, m) {
+			q.Add(r)
+		}
 	})
 	return nil
 }
 
 func (s credentialSource) String() string { return "credential Secrets" }
+
+// SecretSource returns a source that wakes a controller when a Secret watched by name changes
+// (a credential Secret of a connection, or a Secret a VaultPushSecret pushes): fn maps the Secret
+// (metadata only) to the requests to enqueue. It is nil when the Connector has no watches.
+func (c *Connector) SecretSource(fn func(ctx context.Context, secret client.Object) []reconcile.Request) source.Source {
+	if c.Watches == nil {
+		return nil
+	}
+	return credentialSource{c: c, fn: fn}
+}
+
+// WatchSecret makes sure the Secret key is watched by name (metadata only), so that its changes
+// reach the SecretSources; the watch of a Secret that does not exist yet sees its creation. It
+// returns a not-found error for a missing Secret, and nil when the Connector has no watches.
+func (c *Connector) WatchSecret(ctx context.Context, key client.ObjectKey) error {
+	if c.Watches == nil {
+		return nil
+	}
+	return c.Watches.Get(ctx, key, newSecretMetadata())
+}
+
+// keepIdentityOnly reduces a credential Secret's metadata to what the
+// connections need (namespace, name, uid, resourceVersion). Annotations go
+// too: kubectl's last-applied-configuration annotation holds a whole Secret,
+// data included.
+func keepIdentityOnly(obj any) (any, error) {
+	m, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return obj, nil
+	}
+	return &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: metav1.ObjectMeta{
+		Namespace: m.Namespace, Name: m.Name, UID: m.UID, ResourceVersion: m.ResourceVersion,
+		DeletionTimestamp: m.DeletionTimestamp,
+	}}, nil
+}
