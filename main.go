@@ -125,6 +125,9 @@ func main() {
 	memoryRatio := flag.Float64("memory-limit-ratio", 0.9,
 		"Unless GOMEMLIMIT is set, the Go runtime's soft memory limit as a fraction of the container's cgroup memory "+
 			"limit, so garbage collection works harder near the limit instead of the container being OOM-killed (0: off).")
+	gcPct := flag.Int("gc-percent", 50,
+		"Unless GOGC is set, the garbage collector's target heap growth in percent (the Go runtime's default is 100): "+
+			"a smaller peak memory for a little more CPU (0: the runtime's default).")
 	opts.BindFlags(flag.CommandLine)
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -147,6 +150,9 @@ func main() {
 	log.Info("starting vaultsync", "version", version.Version)
 	if from := setMemoryLimit(*memoryRatio); from != "" {
 		log.Info("Go memory limit set", "from", from)
+	}
+	if p := setGCPercent(*gcPct); p != "" {
+		log.Info("Go garbage collection target set", "percent", p)
 	}
 
 	if err := run(opts, runConfig{

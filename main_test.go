@@ -60,3 +60,16 @@ func TestMemoryLimitFollowsTheContainerLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestGCPercentLeavesGOGCToTheUser(t *testing.T) {
+	noEnv := func(string) string { return "" }
+	if got := gcPercent(50, noEnv); got != 50 {
+		t.Fatalf("gc-percent 50 without GOGC: got %d", got)
+	}
+	if got := gcPercent(50, func(k string) string { return map[string]string{"GOGC": "200"}[k] }); got != 0 {
+		t.Errorf("GOGC set: got %d, want the runtime's (0)", got)
+	}
+	if got := gcPercent(0, noEnv); got != 0 {
+		t.Errorf("gc-percent 0: got %d, want the runtime's (0)", got)
+	}
+}

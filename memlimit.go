@@ -50,3 +50,26 @@ func setMemoryLimit(ratio float64) string {
 	debug.SetMemoryLimit(limit)
 	return from
 }
+
+// gcPercent returns the garbage collector's target percentage to set: percent,
+// or 0 (leave the runtime's) when GOGC is set (the runtime already obeys it)
+// or percent is not positive. The manager's live heap is mostly its caches,
+// which grow with the objects it serves; collecting at half the runtime's
+// default growth keeps the peak closer to them for a little more CPU (see
+// docs/benchmarks.md).
+func gcPercent(percent int, getenv func(string) string) int {
+	if getenv("GOGC") != "" || percent <= 0 {
+		return 0
+	}
+	return percent
+}
+
+// setGCPercent applies gcPercent and says what it did ("" when nothing).
+func setGCPercent(percent int) string {
+	p := gcPercent(percent, os.Getenv)
+	if p == 0 {
+		return ""
+	}
+	debug.SetGCPercent(p)
+	return strconv.Itoa(p)
+}

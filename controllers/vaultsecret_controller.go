@@ -334,7 +334,11 @@ func (r *VaultSecretReconciler) sync(ctx context.Context, vs *v1alpha1.VaultSecr
 		return result, true, err
 	}
 
-	prevHash, wasReady := vs.Status.DataHash, meta.IsStatusConditionTrue(vs.Status.Conditions, v1alpha1.ConditionReady)
+	prevHash := vs.Status.DataHash
+	// A sync that succeeds after a failure is announced; the first one is
+	// not (Ready=True with reason Synced says it, and an Event per new
+	// VaultSecret would be a third apiserver write for each).
+	recovered := meta.IsStatusConditionFalse(vs.Status.Conditions, v1alpha1.ConditionReady)
 	newHash := secrets.Hash(r.HashKey, res.Data)
 	// The data changed when its HMAC did, unless the Secret already held
 	// exactly this data: then only the HMAC key changed (a lost or rotated
@@ -378,8 +382,8 @@ func (r *VaultSecretReconciler) sync(ctx context.Context, vs *v1alpha1.VaultSecr
 		// The data changed: its consumers restart, once for this version
 		// (finishRollout does it, and retries it until it succeeds).
 		r.startRollout(vs)
-	case !wasReady:
-		r.event(vs, corev1.EventTypeNormal, ReasonSynced, "Sync", fmt.Sprintf("Secret %q synced from Key Vault", desired.Name))
+	case recovered:
+		r.event(vs, corev1.EventTypeNormal, ReasonSynced, "Sync", fmt.Sprintf("Secret %q synced from Key Vault after a failure", desired.Name))
 	}
 	log.V(1).Info("synced", "secret", desired.Name, "written", written.Written, "keys", len(res.Data))
 	return result, true, nil

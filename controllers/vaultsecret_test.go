@@ -113,6 +113,19 @@ func forceSync(ns, name, token string) {
 	Expect(k8s.Patch(ctx, vs, patch)).To(Succeed())
 }
 
+// eventNotes lists the notes of the events with this reason about a VaultSecret.
+func eventNotes(ns, name, reason string) []string {
+	var list eventsv1.EventList
+	Expect(k8s.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+	var out []string
+	for _, e := range list.Items {
+		if e.Regarding.Name == name && e.Regarding.Kind == "VaultSecret" && e.Reason == reason {
+			out = append(out, e.Note)
+		}
+	}
+	return out
+}
+
 func eventReasons(ns, name string) []string {
 	var list eventsv1.EventList
 	Expect(k8s.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
@@ -156,7 +169,8 @@ var _ = Describe("VaultSecret", func() {
 		Expect(vs.Status.LastSyncTime).NotTo(BeNil())
 		// Refreshes sit on a per-reads grid: the first one comes between half and one and a half intervals later.
 		Expect(vs.Status.NextSyncTime.Sub(vs.Status.LastSyncTime.Time)).To(BeNumerically("~", time.Hour, 30*time.Minute+time.Second))
-		Eventually(func() []string { return eventReasons(ns, "db") }, timeout).Should(ContainElement("Synced"))
+		// A first sync that succeeds records no event: Ready=True (reason Synced) says it.
+		Consistently(func() []string { return eventReasons(ns, "db") }, 2*time.Second).ShouldNot(ContainElement("Synced"))
 	})
 
 	It("reads JSON properties, whole JSON secrets and tagged searches with rewrite", func() {
@@ -332,6 +346,19 @@ var _ = Describe("VaultSecret", func() {
 		Eventually(secretValue(ns, "keep", "b"), timeout).Should(Equal("recovered"))
 		Expect(getSecret(ns, "keep").Data["a"]).To(Equal([]byte("new-but-not-alone")))
 		Eventually(func() string { return getVS(ns, "keep").Status.SyncedVersions["a"] }, timeout).Should(Equal(latest.Version))
+	})
+
+	It("records a Synced event for a sync that succeeds after a failure, none for a first sync", func() {
+		setSecret("announced", "present")
+		createVS(ns, "quiet", v1alpha1.VaultSecretSpec{Data: []v1alpha1.DataItem{{Key: "v", Remote: v1alpha1.RemoteRef{Name: "announced"}}}})
+		expectReady(ns, "quiet")
+		createVS(ns, "late", v1alpha1.VaultSecretSpec{Data: []v1alpha1.DataItem{{Key: "v", Remote: v1alpha1.RemoteRef{Name: "announced-later"}}}})
+		expectNotReady(ns, "late", "SecretNotFound")
+		setSecret("announced-later", "now-present")
+		expectReady(ns, "late")
+		Eventually(func() []string { return eventNotes(ns, "late", "Synced") }, timeout).Should(ConsistOf(ContainSubstring("after a failure")))
+		// An event of "quiet"'s first sync would have been sent seconds before "late"'s.
+		Expect(eventReasons(ns, "quiet")).NotTo(ContainElement("Synced"))
 	})
 
 	It("reports a missing secret and a missing role with their own reasons", func() {

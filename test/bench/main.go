@@ -4,7 +4,7 @@
 // It never asserts anything: it reports. See docs/benchmarks.md.
 //
 //	go run ./test/bench                   # the default run (make bench)
-//	go run ./test/bench -large 10000      # also 10,000 VaultSecrets (minutes)
+//	go run ./test/bench -large 10000      # also 10,000 VaultSecrets, in process and as the binary (minutes)
 //	go run ./test/bench -sweep 8:50:100,16:200:400,32:500:1000   # workers:qps:burst
 //	go run ./test/bench -cpuprofile cpu.pprof -memprofile heap.pprof -apiserver-profile api   # where the time goes
 //	go run ./test/bench -admission -rounds 3   # only the apiserver's admission: dry-run VaultSecret vs Secret creates
@@ -43,6 +43,8 @@ type config struct {
 	out       string
 	verbose   bool
 	prof      *profiler
+	// managerEnv is added to the manager binary's environment (the memory figures).
+	managerEnv []string
 
 	admission        bool
 	admissionWorkers int
@@ -62,13 +64,20 @@ func main() {
 	flag.IntVar(&c.budget, "budget", 300, "VaultSecrets (one distinct secret each) against a vault that allows 100 requests per 5 s (0: skip)")
 	flag.BoolVar(&c.memory, "memory", true, "measure the manager binary's peak RSS (builds it)")
 	flag.IntVar(&c.unrelated, "unrelated", 10000, "unrelated 100 KB Secrets created for the memory figure (0: skip)")
-	flag.IntVar(&c.large, "large", 0, "also converge and restart this many VaultSecrets (e.g. 10000; takes minutes)")
+	flag.IntVar(&c.large, "large", 0, "also converge and restart this many VaultSecrets (e.g. 10000; takes minutes), and with -memory the manager binary's peak RSS for as many")
 	flag.StringVar(&c.sweep, "sweep", "", "only measure convergence for each workers:qps:burst in this comma-separated list")
 	flag.StringVar(&c.out, "out", "", "also write the Markdown table to this file")
 	flag.BoolVar(&c.verbose, "v", false, "log the managers and the control plane to stderr")
 	flag.BoolVar(&c.admission, "admission", false, "only measure admission: -n server-side dry-run creates of a VaultSecret (3 items) and of a Secret, and their ratio")
 	flag.IntVar(&c.admissionWorkers, "admission-concurrency", 10, "goroutines sending the dry-run creates of -admission")
 	flag.IntVar(&c.rounds, "rounds", 1, "with -admission: measure Secrets then VaultSecrets this many times in the same run")
+	flag.Func("manager-env", "KEY=VALUE added to the manager binary's environment for the memory figures, such as GOGC=50 (repeatable)", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return fmt.Errorf("want KEY=VALUE, got %q", v)
+		}
+		c.managerEnv = append(c.managerEnv, v)
+		return nil
+	})
 	c.prof = &profiler{}
 	flag.StringVar(&c.prof.cpuFile, "cpuprofile", "", "write a CPU profile of the main convergence to this file (manager goroutines labelled component=manager)")
 	flag.StringVar(&c.prof.memFile, "memprofile", "", "write a heap profile to this file once the main convergence is Ready")
@@ -87,6 +96,8 @@ type bench struct {
 	t     *table
 	track *Tracker
 	log   io.Writer
+	// memBase is the restart peak of the main memory scenario (memoryAt).
+	memBase peak
 }
 
 func run(c config, args string) error {
