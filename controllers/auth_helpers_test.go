@@ -15,7 +15,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -128,23 +127,15 @@ func createVSExact(ns, name string, spec v1alpha1.VaultSecretSpec) {
 
 // connectionReady returns the Ready condition of a connection once it reflects its generation.
 func connectionReady(obj client.Object) func() *metav1.Condition {
-	return func() *metav1.Condition {
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
-			return nil
-		}
-		var st *v1alpha1.ConnectionStatus
-		switch o := obj.(type) {
+	return currentReady(client.ObjectKeyFromObject(obj), obj, func(o client.Object) []metav1.Condition {
+		switch o := o.(type) {
 		case *v1alpha1.VaultConnection:
-			st = &o.Status
+			return o.Status.Conditions
 		case *v1alpha1.ClusterVaultConnection:
-			st = &o.Status
+			return o.Status.Conditions
 		}
-		c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
-		if c == nil || c.ObservedGeneration != obj.GetGeneration() {
-			return nil
-		}
-		return c
-	}
+		return nil
+	})
 }
 
 // expectConnection waits until a connection's Ready condition has the reason.

@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -73,37 +72,19 @@ func getPush(ns, name string) *v1alpha1.VaultPushSecret {
 
 // pushReady returns the Ready condition once it reflects the current generation.
 func pushReady(ns, name string) func() *metav1.Condition {
-	return func() *metav1.Condition {
-		ps := &v1alpha1.VaultPushSecret{}
-		if k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, ps) != nil {
-			return nil
-		}
-		c := meta.FindStatusCondition(ps.Status.Conditions, v1alpha1.ConditionReady)
-		if c == nil || c.ObservedGeneration != ps.Generation {
-			return nil
-		}
-		return c
-	}
+	return currentReady(client.ObjectKey{Namespace: ns, Name: name}, &v1alpha1.VaultPushSecret{},
+		func(ps *v1alpha1.VaultPushSecret) []metav1.Condition { return ps.Status.Conditions })
 }
 
 func expectPushReady(ns, name string) *v1alpha1.VaultPushSecret {
 	GinkgoHelper()
-	Eventually(pushReady(ns, name), timeout, 100*time.Millisecond).Should(
-		And(Not(BeNil()), HaveField("Status", metav1.ConditionTrue)), "VaultPushSecret %s/%s becomes Ready", ns, name)
+	eventuallyReady(pushReady(ns, name), "VaultPushSecret %s/%s becomes Ready", ns, name)
 	return getPush(ns, name)
 }
 
 func expectPushNotReady(ns, name, reason string) *metav1.Condition {
 	GinkgoHelper()
-	var got *metav1.Condition
-	Eventually(func() string {
-		got = pushReady(ns, name)()
-		if got == nil || got.Status != metav1.ConditionFalse {
-			return ""
-		}
-		return got.Reason
-	}, timeout, 100*time.Millisecond).Should(Equal(reason))
-	return got
+	return eventuallyNotReady(pushReady(ns, name), reason)
 }
 
 // remoteVersions lists the versions of an object in the push vault (none when it is absent).

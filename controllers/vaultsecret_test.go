@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -48,34 +47,19 @@ func getVS(ns, name string) *v1alpha1.VaultSecret {
 
 // readyCondition returns the Ready condition once it reflects the current generation.
 func readyCondition(ns, name string) func() *metav1.Condition {
-	return func() *metav1.Condition {
-		vs := getVS(ns, name)
-		c := meta.FindStatusCondition(vs.Status.Conditions, v1alpha1.ConditionReady)
-		if c == nil || c.ObservedGeneration != vs.Generation {
-			return nil
-		}
-		return c
-	}
+	return currentReady(client.ObjectKey{Namespace: ns, Name: name}, &v1alpha1.VaultSecret{},
+		func(vs *v1alpha1.VaultSecret) []metav1.Condition { return vs.Status.Conditions })
 }
 
 func expectReady(ns, name string) *v1alpha1.VaultSecret {
 	GinkgoHelper()
-	Eventually(readyCondition(ns, name), timeout, 100*time.Millisecond).Should(
-		And(Not(BeNil()), HaveField("Status", metav1.ConditionTrue)), "VaultSecret %s/%s becomes Ready", ns, name)
+	eventuallyReady(readyCondition(ns, name), "VaultSecret %s/%s becomes Ready", ns, name)
 	return getVS(ns, name)
 }
 
 func expectNotReady(ns, name, reason string) *metav1.Condition {
 	GinkgoHelper()
-	var got *metav1.Condition
-	Eventually(func() string {
-		got = readyCondition(ns, name)()
-		if got == nil || got.Status != metav1.ConditionFalse {
-			return ""
-		}
-		return got.Reason
-	}, timeout, 100*time.Millisecond).Should(Equal(reason))
-	return got
+	return eventuallyNotReady(readyCondition(ns, name), reason)
 }
 
 func getSecret(ns, name string) *corev1.Secret {
