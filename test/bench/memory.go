@@ -120,6 +120,7 @@ func (b *bench) watchHeap(m *binaryManager, name string, stop <-chan struct{}) <
 	go func() {
 		defer close(done)
 		var high int64
+		start := time.Now()
 		for {
 			select {
 			case <-stop:
@@ -127,15 +128,21 @@ func (b *bench) watchHeap(m *binaryManager, name string, stop <-chan struct{}) <
 				if err := m.heapProfile(file); err != nil {
 					fmt.Fprintf(os.Stderr, "bench: heap profile %s: %v\n", file, err)
 				}
-				_, rss, _ := m.status()
-				fmt.Fprintf(os.Stderr, "bench: heap profiles of %s in %s-%s-{high,end}.pprof (last high at RSS %.1f MiB, end %.1f MiB)\n",
-					name, b.c.heapPrefix, name, float64(high)/mib, float64(rss)/mib)
+				hwm, rss, _ := m.status()
+				var stats []string
+				for _, s := range []string{"heap_inuse", "heap_idle", "heap_released", "heap_sys", "next_gc", "stack_inuse"} {
+					stats = append(stats, fmt.Sprintf("%s %.1f", s, m.metric("go_memstats_"+s+"_bytes", "")/mib))
+				}
+				fmt.Fprintf(os.Stderr, "bench: heap profiles of %s in %s-%s-{high,end}.pprof (last high at RSS %.1f MiB; end: peak %.1f, RSS %.1f, %s MiB)\n",
+					name, b.c.heapPrefix, name, float64(high)/mib, float64(hwm)/mib, float64(rss)/mib, strings.Join(stats, ", "))
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
 			if _, rss, _ := m.status(); rss > high+2*mib {
 				if err := m.heapProfile(fmt.Sprintf("%s-%s-high.pprof", b.c.heapPrefix, name)); err == nil {
 					high = rss
+					fmt.Fprintf(os.Stderr, "bench: %s %.1f s: RSS %.1f MiB, %d reconciled, heap in use %.1f MiB\n",
+						name, time.Since(start).Seconds(), float64(rss)/mib, m.reconciles(), m.metric("go_memstats_heap_inuse_bytes", "")/mib)
 				}
 			}
 		}
