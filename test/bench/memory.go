@@ -108,9 +108,10 @@ func (m *binaryManager) heapProfile(file string) error {
 	return f.Close()
 }
 
-// watchHeap writes a heap profile to PREFIX-name-high.pprof each time the
-// binary's RSS rises 2 MiB above the last one it profiled, until stop is
-// closed, then PREFIX-name-end.pprof; it returns when done.
+// watchHeap writes a heap profile to PREFIX-name-high-N.pprof each time the
+// binary's RSS rises 2 MiB above the last one it profiled (N counts them, and
+// a line on stderr gives the time, RSS and reconciles), until stop is closed,
+// then PREFIX-name-end.pprof; the returned channel is closed when it is done.
 func (b *bench) watchHeap(m *binaryManager, name string, stop <-chan struct{}) <-chan struct{} {
 	done := make(chan struct{})
 	if m.pprof == "" {
@@ -120,6 +121,7 @@ func (b *bench) watchHeap(m *binaryManager, name string, stop <-chan struct{}) <
 	go func() {
 		defer close(done)
 		var high int64
+		highs := 0
 		start := time.Now()
 		for {
 			select {
@@ -133,13 +135,14 @@ func (b *bench) watchHeap(m *binaryManager, name string, stop <-chan struct{}) <
 				for _, s := range []string{"heap_inuse", "heap_idle", "heap_released", "heap_sys", "next_gc", "stack_inuse"} {
 					stats = append(stats, fmt.Sprintf("%s %.1f", s, m.metric("go_memstats_"+s+"_bytes", "")/mib))
 				}
-				fmt.Fprintf(os.Stderr, "bench: heap profiles of %s in %s-%s-{high,end}.pprof (last high at RSS %.1f MiB; end: peak %.1f, RSS %.1f, %s MiB)\n",
-					name, b.c.heapPrefix, name, float64(high)/mib, float64(hwm)/mib, float64(rss)/mib, strings.Join(stats, ", "))
+				fmt.Fprintf(os.Stderr, "bench: heap profiles of %s in %s-%s-{high-{1..%d},end}.pprof (last high at RSS %.1f MiB; end: peak %.1f, RSS %.1f, %s MiB)\n",
+					name, b.c.heapPrefix, name, highs, float64(high)/mib, float64(hwm)/mib, float64(rss)/mib, strings.Join(stats, ", "))
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
 			if _, rss, _ := m.status(); rss > high+2*mib {
-				if err := m.heapProfile(fmt.Sprintf("%s-%s-high.pprof", b.c.heapPrefix, name)); err == nil {
+				highs++
+				if err := m.heapProfile(fmt.Sprintf("%s-%s-high-%d.pprof", b.c.heapPrefix, name, highs)); err == nil {
 					high = rss
 					fmt.Fprintf(os.Stderr, "bench: %s %.1f s: RSS %.1f MiB, %d reconciled, heap in use %.1f MiB\n",
 						name, time.Since(start).Seconds(), float64(rss)/mib, m.reconciles(), m.metric("go_memstats_heap_inuse_bytes", "")/mib)
