@@ -61,6 +61,7 @@ func main() {
 	var (
 		metricsAddr         string
 		probeAddr           string
+		pprofAddr           string
 		secureMetrics       bool
 		enableHTTP2         bool
 		leaderElect         bool
@@ -86,6 +87,9 @@ func main() {
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443",
 		"Address the metrics endpoint binds to (HTTPS with authn/authz unless --metrics-secure=false). \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "",
+		"Address Go's pprof profiles are served on, without authentication, for diagnosing memory and CPU use "+
+			"(empty: off; bind it to 127.0.0.1 only).")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true,
 		"Serve metrics over HTTPS, allowing only callers authorised by a SubjectAccessReview.")
 	flag.StringVar(&metricsCertDir, "metrics-cert-dir", "",
@@ -156,7 +160,7 @@ func main() {
 	}
 
 	if err := run(opts, runConfig{
-		metricsAddr: metricsAddr, probeAddr: probeAddr, secureMetrics: secureMetrics, enableHTTP2: enableHTTP2,
+		metricsAddr: metricsAddr, probeAddr: probeAddr, pprofAddr: pprofAddr, secureMetrics: secureMetrics, enableHTTP2: enableHTTP2,
 		leaderElect: leaderElect, leaderElectNS: leaderElectNS, watchNamespaces: watchNamespaces,
 		kubeQPS: float32(kubeQPS), kubeBurst: kubeBurst, operatorNS: operatorNS, hashKeySecret: hashKeySecret,
 		eventsAddr: eventsAddr, eventsSecret: eventsSecret, eventsCert: eventsCert, eventsKey: eventsKey,
@@ -170,6 +174,7 @@ func main() {
 
 type runConfig struct {
 	metricsAddr, probeAddr     string
+	pprofAddr                  string
 	secureMetrics, enableHTTP2 bool
 	leaderElect                bool
 	leaderElectNS              string
@@ -283,6 +288,7 @@ func run(opts controllers.Options, rc runConfig) error {
 		Scheme:                        scheme,
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        rc.probeAddr,
+		PprofBindAddress:              rc.pprofAddr,
 		LeaderElection:                rc.leaderElect,
 		LeaderElectionID:              "vaultsync.vaultsync.io",
 		LeaderElectionNamespace:       rc.leaderElectNS,

@@ -45,6 +45,10 @@ type config struct {
 	prof      *profiler
 	// managerEnv is added to the manager binary's environment (the memory figures).
 	managerEnv []string
+	// largeInProcess runs -large with the in-process manager too (not only the binary).
+	largeInProcess bool
+	// heapPrefix: where heap profiles of the manager binary go (memory figures; empty: none).
+	heapPrefix string
 
 	admission        bool
 	admissionWorkers int
@@ -78,6 +82,8 @@ func main() {
 		c.managerEnv = append(c.managerEnv, v)
 		return nil
 	})
+	flag.BoolVar(&c.largeInProcess, "large-inprocess", true, "with -large, also converge and restart them with the in-process manager (false: only the binary's memory figures)")
+	flag.StringVar(&c.heapPrefix, "manager-heap", "", "serve pprof on the manager binary (--pprof-bind-address) and write its heap profiles to PREFIX-*.pprof: at each new RSS high and at the end of every first sync and restart")
 	c.prof = &profiler{}
 	flag.StringVar(&c.prof.cpuFile, "cpuprofile", "", "write a CPU profile of the main convergence to this file (manager goroutines labelled component=manager)")
 	flag.StringVar(&c.prof.memFile, "memprofile", "", "write a heap profile to this file once the main convergence is Ready")
@@ -187,7 +193,7 @@ func (b *bench) all(ctx context.Context) error {
 	if err := mgr.Stop(); err != nil {
 		return err
 	}
-	if b.c.large > 0 {
+	if b.c.large > 0 && b.c.largeInProcess {
 		if err := b.largeRun(ctx, b.c.large); err != nil {
 			return err
 		}

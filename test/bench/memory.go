@@ -28,7 +28,9 @@ import (
 type binaryManager struct {
 	cmd     *exec.Cmd
 	metrics string
-	done    chan struct{}
+	// pprof is the base URL of its pprof endpoint (-manager-heap; empty: not served).
+	pprof string
+	done  chan struct{}
 }
 
 func freePort() (int, error) {
@@ -45,11 +47,20 @@ func (b *bench) startBinary(bin string, logw io.Writer) (*binaryManager, error) 
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin,
-		"--metrics-bind-address=127.0.0.1:"+strconv.Itoa(port), "--metrics-secure=false",
+	args := []string{"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(port), "--metrics-secure=false",
 		"--health-probe-bind-address=0", "--operator-namespace=vaultsync-system",
 		fmt.Sprintf("--max-concurrent-reconciles=%d", b.c.workers),
-		fmt.Sprintf("--kube-api-qps=%g", b.c.qps), fmt.Sprintf("--kube-api-burst=%d", b.c.burst))
+		fmt.Sprintf("--kube-api-qps=%g", b.c.qps), fmt.Sprintf("--kube-api-burst=%d", b.c.burst)}
+	pprofURL := ""
+	if b.c.heapPrefix != "" {
+		pport, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "--pprof-bind-address=127.0.0.1:"+strconv.Itoa(pport))
+		pprofURL = fmt.Sprintf("http://127.0.0.1:%d/debug/pprof", pport)
+	}
+	cmd := exec.Command(bin, args...)
 	// The emulator's proxy and CA variables are in this process's environment.
 	cmd.Env = append(append(os.Environ(), "KUBECONFIG="+b.env.CP.Kubeconfig), b.c.managerEnv...)
 	if logw == nil {
@@ -59,7 +70,7 @@ func (b *bench) startBinary(bin string, logw io.Writer) (*binaryManager, error) 
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	m := &binaryManager{cmd: cmd, metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", port), done: make(chan struct{})}
+	m := &binaryManager{cmd: cmd, metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", port), pprof: pprofURL, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(m.done) }()
 	return m, nil
 }
@@ -72,6 +83,74 @@ func (m *binaryManager) stop() {
 		_ = m.cmd.Process.Kill()
 		<-m.done
 	}
+}
+
+// heapProfile writes the binary's heap profile (in use as of the last
+// collection, and every allocation since it started) to file.
+func (m *binaryManager) heapProfile(file string) error {
+	c := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 10 * time.Second}
+	resp, err := c.Get(m.pprof + "/heap")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s/heap: %s", m.pprof, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// watchHeap writes a heap profile to PREFIX-name-high-N.pprof each time the
+// binary's RSS rises 2 MiB above the last one it profiled (N counts them, and
+// a line on stderr gives the time, RSS and reconciles), until stop is closed,
+// then PREFIX-name-end.pprof; the returned channel is closed when it is done.
+func (b *bench) watchHeap(m *binaryManager, name string, stop <-chan struct{}) <-chan struct{} {
+	done := make(chan struct{})
+	if m.pprof == "" {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		var high int64
+		highs := 0
+		start := time.Now()
+		for {
+			select {
+			case <-stop:
+				file := fmt.Sprintf("%s-%s-end.pprof", b.c.heapPrefix, name)
+				if err := m.heapProfile(file); err != nil {
+					fmt.Fprintf(os.Stderr, "bench: heap profile %s: %v\n", file, err)
+				}
+				hwm, rss, _ := m.status()
+				var stats []string
+				for _, s := range []string{"heap_inuse", "heap_idle", "heap_released", "heap_sys", "next_gc", "stack_inuse"} {
+					stats = append(stats, fmt.Sprintf("%s %.1f", s, m.metric("go_memstats_"+s+"_bytes", "")/mib))
+				}
+				fmt.Fprintf(os.Stderr, "bench: heap profiles of %s in %s-%s-{high-{1..%d},end}.pprof (last high at RSS %.1f MiB; end: peak %.1f, RSS %.1f, %s MiB)\n",
+					name, b.c.heapPrefix, name, highs, float64(high)/mib, float64(hwm)/mib, float64(rss)/mib, strings.Join(stats, ", "))
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if _, rss, _ := m.status(); rss > high+2*mib {
+				highs++
+				if err := m.heapProfile(fmt.Sprintf("%s-%s-high-%d.pprof", b.c.heapPrefix, name, highs)); err == nil {
+					high = rss
+					fmt.Fprintf(os.Stderr, "bench: %s %.1f s: RSS %.1f MiB, %d reconciled, heap in use %.1f MiB\n",
+						name, time.Since(start).Seconds(), float64(rss)/mib, m.reconciles(), m.metric("go_memstats_heap_inuse_bytes", "")/mib)
+				}
+			}
+		}
+	}()
+	return done
 }
 
 // status returns VmHWM, VmRSS and RssAnon (heap, stacks: what is not the
@@ -268,6 +347,8 @@ func (b *bench) memoryAt(ctx context.Context, bin, ns string, n int, keep bool) 
 	if err != nil {
 		return err
 	}
+	stopHeap := make(chan struct{})
+	heapDone := b.watchHeap(m, ns+"-first", stopHeap)
 	url := b.env.VaultURL("bench")
 	// An interval longer than the scenario: every restart below finds the same up-to-date
 	// VaultSecrets, none of them due for a refresh (with 1m, the restarts after the minute spent
@@ -286,6 +367,8 @@ func (b *bench) memoryAt(ctx context.Context, bin, ns string, n int, keep bool) 
 	hwm, rss, anon := m.status()
 	heap := m.metric("go_memstats_heap_inuse_bytes", "")
 	cpu := m.cpuSeconds()
+	close(stopHeap)
+	<-heapDone
 	m.stop()
 	limit, target := memoryTarget(n)
 	figure := fmt.Sprintf("manager binary peak RSS, first sync of %d VaultSecrets", n)
@@ -318,14 +401,18 @@ func (b *bench) memoryAt(ctx context.Context, bin, ns string, n int, keep bool) 
 func (b *bench) restartPeak(bin string, n int) (peak, error) {
 	var hwms, rsss []int64
 	var heaps []float64
-	for range restartRepeats {
+	for i := range restartRepeats {
 		m, err := b.startBinary(bin, b.log)
 		if err != nil {
 			return peak{}, err
 		}
+		stopHeap := make(chan struct{})
+		heapDone := b.watchHeap(m, fmt.Sprintf("restart%d-%d", n, i+1), stopHeap)
 		err = m.waitReconciled(n, 5*time.Minute+time.Duration(n)*10*time.Millisecond)
 		hwm, rss, _ := m.status()
 		heap := m.metric("go_memstats_heap_inuse_bytes", "")
+		close(stopHeap)
+		<-heapDone
 		m.stop()
 		if err != nil {
 			return peak{}, err
