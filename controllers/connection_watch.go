@@ -38,16 +38,7 @@ const (
 func registerIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	fi := mgr.GetFieldIndexer()
 	if err := fi.IndexField(ctx, &v1alpha1.VaultSecret{}, indexConnectionRef, func(o client.Object) []string {
-		ref := o.(*v1alpha1.VaultSecret).Spec.ConnectionRef
-		if ref == nil {
-			return nil
-		}
-		kind := string(ref.KindOrDefault())
-		out := []string{kind + "/" + ref.Name}
-		if ref.KindOrDefault() == v1alpha1.KindClusterVaultConnection {
-			out = append(out, kind)
-		}
-		return out
+		return connectionRefKeys(o.(*v1alpha1.VaultSecret).Spec.ConnectionRef)
 	}); err != nil {
 		return err
 	}
@@ -63,6 +54,21 @@ func registerIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	return fi.IndexField(ctx, &v1alpha1.VaultConnection{}, indexCredentialSecrets, func(o client.Object) []string {
 		return connector.CredentialSecretNames(&o.(*v1alpha1.VaultConnection).Spec.Auth)
 	})
+}
+
+// connectionRefKeys are the index keys of an object that names a connection: "Kind/name", and
+// for a ClusterVaultConnection also the kind alone, which the Namespace watches look up (a
+// namespace's labels matter to every object that uses any cluster connection).
+func connectionRefKeys(ref *v1alpha1.ConnectionRef) []string {
+	if ref == nil {
+		return nil
+	}
+	kind := string(ref.KindOrDefault())
+	out := []string{kind + "/" + ref.Name}
+	if ref.KindOrDefault() == v1alpha1.KindClusterVaultConnection {
+		out = append(out, kind)
+	}
+	return out
 }
 
 // vaultSecretWatches adds to the VaultSecret controller the events that make a VaultSecret's

@@ -78,16 +78,7 @@ func setupVaultPushSecrets(ctx context.Context, mgr ctrl.Manager, b PushVaults, 
 		return err
 	}
 	if err := fi.IndexField(ctx, &v1alpha1.VaultPushSecret{}, indexPushConnectionRef, func(obj client.Object) []string {
-		ref := obj.(*v1alpha1.VaultPushSecret).Spec.ConnectionRef
-		if ref == nil {
-			return nil
-		}
-		kind := string(ref.KindOrDefault())
-		out := []string{kind + "/" + ref.Name}
-		if ref.KindOrDefault() == v1alpha1.KindClusterVaultConnection {
-			out = append(out, kind) // for the Namespace watch below
-		}
-		return out
+		return connectionRefKeys(obj.(*v1alpha1.VaultPushSecret).Spec.ConnectionRef)
 	}); err != nil {
 		return err
 	}
